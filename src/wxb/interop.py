@@ -1032,7 +1032,9 @@ def from_sklearn(est, dtype: object = None) -> Sequential:
     estimator's activation; the output layer is a Dense without activation, so
     the model gives the values before scikit-learn's output activation:
 
-    - MLPRegressor: the predictions (one column per output).
+    - MLPRegressor: the predictions (one column per output); for ``loss="poisson"``
+      the log of the predicted mean: ``info["loss"] = "poisson"``, ``info["link"] =
+      "log"`` (the prediction is exp(output), as ``wxb predict`` gives it).
     - MLPClassifier, several classes: logits; softmax gives ``predict_proba``, the
       argmax indexes ``info["classes"]``; ``info["loss"] = "cross_entropy"``.
     - MLPClassifier, two classes: ONE logit z, P(classes[1]) = σ(z);
@@ -1076,16 +1078,12 @@ def from_sklearn(est, dtype: object = None) -> Sequential:
     if est.activation not in _SKLEARN_ACTIVATIONS:
         raise ConfigError(f"from_sklearn: unknown activation {est.activation!r}")
     out_activation = est.out_activation_
-    expected = {"softmax", "logistic"} if isinstance(est, MLPClassifier) else {"identity"}
+    # "exp": loss="poisson", the log link, which info["link"] records (as to_wxb's)
+    expected = {"softmax", "logistic"} if isinstance(est, MLPClassifier) else {"identity", "exp"}
     if out_activation not in expected:
         raise ConfigError(
             f"from_sklearn: this {kind}'s output activation is {out_activation!r}"
-            + (
-                " (loss='poisson': predictions are exp of the output)"
-                if out_activation == "exp"
-                else ""
-            )
-            + f"; wxb reads {' or '.join(sorted(expected))}"
+            f"; wxb reads {' or '.join(sorted(expected))}"
         )
     if dtype is None:
         found = np.asarray(coefs[0]).dtype
@@ -1124,7 +1122,9 @@ def from_sklearn(est, dtype: object = None) -> Sequential:
             info["multilabel"] = True
     else:
         info["task"] = "regression"
-        info["loss"] = "mse"
+        info["loss"] = "poisson" if out_activation == "exp" else "mse"
+        if out_activation == "exp":
+            info["link"] = "log"
     info["n_features"] = int(coefs[0].shape[0])
     names = getattr(est, "feature_names_in_", None)
     if names is not None:
