@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import types
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ContextDecorator, contextmanager
@@ -3178,8 +3179,23 @@ def tensor(
     array keeps its dtype and a list of numbers is float32, as torch's; whole numbers
     become floats too (wxb computes in float32 or float64), where torch's would be int64;
     one that float32 would round (above 2**24) is refused unless a dtype is given.
-    A tensor given is copied without its graph, as torch's (which warns)."""
+    A tensor given is copied without its graph, as torch's; one that requires grad with
+    a warning, as torch's (a port's ``torch.tensor(h)`` cuts the graph there)."""
+    return _new_leaf(data, requires_grad, dtype, device, caller_depth=3)
+
+
+def _new_leaf(
+    data: object, requires_grad: object, dtype: object, device: object, caller_depth: int
+) -> Tensor:
     check_device(device, "wxb.tensor")
+    if isinstance(data, Tensor) and data.requires_grad:
+        warnings.warn(
+            "wxb.tensor(t) of a tensor that requires grad copies its values without the "
+            "graph (no gradient reaches t): say so with t.detach().clone(), or "
+            "t.detach().clone().requires_grad_(True) for a new leaf",
+            UserWarning,
+            stacklevel=caller_depth,
+        )
     source = data.data if isinstance(data, Tensor) else data
     made = Tensor(source, dtype=dtype)
     return Tensor(made.data.copy(), requires_grad=bool(requires_grad))
@@ -3198,7 +3214,7 @@ class _CallableModule(types.ModuleType):
         device: object = None,
         pin_memory: bool = False,
     ) -> Tensor:
-        return tensor(data, requires_grad, dtype, device, pin_memory)
+        return _new_leaf(data, requires_grad, dtype, device, caller_depth=3)
 
 
 sys.modules[__name__].__class__ = _CallableModule
