@@ -131,6 +131,7 @@ from wxb.nn.module import WEIGHTS
 from wxb.nn.plan import StackPlan
 from wxb.nn.sequential import Sequential
 from wxb.sklearn_optim import OPTIMIZERS, FlatBuffer, SklearnAdam, SklearnSGD
+from wxb.tables import target_names
 from wxb.tensor import Tensor, no_grad, refuse_masked
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -555,6 +556,9 @@ class _BaseMLP(BaseEstimator):
         )
         dtype = self._model_dtype(first_pass)
         X, Y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
+        named = target_names(y, y.shape[1] if getattr(y, "ndim", 1) == 2 else 1)
+        if first_pass or named:  # to_wxb records them, as wxb.fit does a named y's
+            self._target_names = named
         if scipy.sparse.issparse(X) and X.format != "csr":
             X = X.tocsr()
         if sample_weight is not None:
@@ -993,6 +997,11 @@ class _BaseMLP(BaseEstimator):
                 info["link"] = "log"
         if hasattr(self, "feature_names_in_"):
             info["feature_names"] = [str(name) for name in self.feature_names_in_]
+        targets = getattr(self, "_target_names", None)
+        if targets:  # wxb eval then finds the target column of a table by its name
+            info["target"], info["targets"] = ",".join(targets), targets
+            if len(targets) > 1 and info.get("multilabel"):
+                info["classes"] = targets  # a label per column, as wxb train names them
         net.info = info
         return net
 
@@ -1021,6 +1030,7 @@ class _BaseMLP(BaseEstimator):
         est.n_features_in_ = fitted.n_features_in_
         if hasattr(fitted, "feature_names_in_"):
             est.feature_names_in_ = fitted.feature_names_in_
+        est._target_names = getattr(fitted, "_target_names", None)  # (wxb's own)
         if is_classifier(est):
             est._label_binarizer = copy.deepcopy(fitted._label_binarizer)
             est.classes_ = est._label_binarizer.classes_

@@ -274,6 +274,17 @@ def column_names(X: object) -> list[str]:
     return [name.strip() or f"Unnamed: {i}" for i, name in enumerate(raw)]
 
 
+def target_names(y: object, width: int) -> list[str] | None:
+    """The names of a target as wxb train records them (``info["targets"]``): a pandas
+    Series' name, or a table's columns; None for an array, an unnamed Series, or names
+    that do not number ``width`` (the target's columns)."""
+    names = column_names(y) if is_tabular(y) else None
+    series = type(y).__module__.split(".")[0] == "pandas" and getattr(y, "ndim", 0) == 1
+    if series and y.name is not None:
+        names = [str(y.name)]
+    return names if names and len(names) == width else None
+
+
 _SCALARS = (str, int, float, bool, np.integer, np.floating, np.bool_)
 
 

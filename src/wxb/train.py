@@ -105,7 +105,13 @@ from wxb.random import (
     row_masks,
 )
 from wxb.step import PlannedStep, make_step
-from wxb.tables import coarsened_columns, column_names, feature_rounding_warnings, is_tabular
+from wxb.tables import (
+    coarsened_columns,
+    column_names,
+    feature_rounding_warnings,
+    is_tabular,
+    target_names,
+)
 from wxb.tensor import Tensor, enable_grad, no_grad, refuse_masked
 
 
@@ -2643,11 +2649,8 @@ def _record_target_names(
     wxb predict then heads each output with its name, and wxb eval finds the column. A
     classifier's several columns (one-hot rows, probabilities, labels) are its classes;
     a boolean target's are False and True, as wxb train names a boolean column's."""
-    names = column_names(y) if is_tabular(y) else None
-    series = type(y).__module__.split(".")[0] == "pandas" and getattr(y, "ndim", 0) == 1
-    if series and y.name is not None:
-        names = [str(y.name)]
-    if not names or len(names) != (y_arr.shape[1] if y_arr.ndim == 2 else 1):
+    names = target_names(y, y_arr.shape[1] if y_arr.ndim == 2 else 1)
+    if not names:
         return
     info["target"], info["targets"] = ",".join(names), names
     if len(names) > 1 and kind in (CrossEntropyLoss, BCEWithLogitsLoss):

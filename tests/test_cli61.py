@@ -1,0 +1,61 @@
+"""Small command-line habits: a scikit-learn-style model's named target read back by
+wxb eval."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_run import run
+from sklearn.metrics import accuracy_score, r2_score
+
+import wxb
+from wxb.sklearn import MLPClassifier, MLPRegressor
+
+
+def labelled_table(rng: np.random.Generator, n: int = 90) -> pd.DataFrame:
+    """Three named classes, well apart in four features, and two numeric columns."""
+    k = rng.integers(0, 3, size=n)
+    X = 3 * np.eye(3, 4)[k] + rng.normal(scale=0.4, size=(n, 4))
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    frame["species"] = np.array(["setosa", "versicolor", "virginica"])[k]
+    frame["height"] = X @ rng.normal(size=4)
+    frame["width"] = X[:, 0] - X[:, 1]
+    return frame
+
+
+def eval_figure(out: str, name: str) -> float:
+    return float(re.search(rf"{name} (-?[\d.]+)", out).group(1))
+
+
+def test_to_wxb_records_a_named_target_so_wxb_eval_finds_its_column(capsys, tmp_path, rng):
+    frame = labelled_table(rng)
+    table = tmp_path / "table.csv"
+    frame.to_csv(table, index=False)
+    X = frame[["a", "b", "c", "d"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (lbfgs's iteration limit)
+        clf = MLPClassifier(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=40).fit(
+            X, frame["species"]
+        )
+        reg = MLPRegressor(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=40).fit(
+            X, frame[["height", "width"]]
+        )
+    for est, name in ((clf, "clf"), (reg, "reg")):
+        wxb.save(est.to_wxb(), tmp_path / f"{name}.safetensors")
+
+    code, out, err = run(capsys, "eval", tmp_path / "clf.safetensors", table)
+    assert code == 0, err  # it asked for --target species
+    expected = accuracy_score(frame["species"], clf.predict(X))
+    assert eval_figure(out, "accuracy") == pytest.approx(expected, abs=1e-4)
+
+    code, out, err = run(capsys, "eval", tmp_path / "reg.safetensors", table)
+    assert code == 0, err
+    for column, predicted in zip(["height", "width"], reg.predict(X).T, strict=True):
+        r2 = r2_score(frame[column], predicted)
+        assert eval_figure(out, f"{re.escape(column)}: MAE [\\d.]+, RMSE [\\d.]+, R²") == (
+            pytest.approx(r2, abs=1e-3)
+        )
