@@ -1,5 +1,5 @@
 """Small command-line habits: a scikit-learn-style model's named target read back by
-wxb eval."""
+wxb eval, and a mistyped column name answered with the column it most likely meant."""
 
 from __future__ import annotations
 
@@ -59,3 +59,40 @@ def test_to_wxb_records_a_named_target_so_wxb_eval_finds_its_column(capsys, tmp_
         assert eval_figure(out, f"{re.escape(column)}: MAE [\\d.]+, RMSE [\\d.]+, R²") == (
             pytest.approx(r2, abs=1e-3)
         )
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--target", "Species"],
+        ["--target", "species", "--features", "a,B"],
+        ["--target", "species", "--drop", "B"],
+        ["--target", "species", "--id-column", "SPECIEs"],
+        ["--target", "specie"],
+    ],
+)
+def test_a_mistyped_column_is_answered_with_the_near_one(capsys, tmp_path, rng, option):
+    table = tmp_path / "table.csv"
+    labelled_table(rng, n=30).to_csv(table, index=False)
+    code, _, err = run(capsys, "train", "--data", table, *option, "-o", tmp_path / "m")
+    meant = "'species'" if "pecie" in option[-1].lower() else "'b'"
+    assert code == 2 and f"did you mean {meant}?" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_eval_and_predict_name_the_near_column_too(capsys, tmp_path, rng):
+    frame = labelled_table(rng, n=30)
+    table = tmp_path / "table.csv"
+    frame.to_csv(table, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MLPClassifier(hidden_layer_sizes=(3,), solver="lbfgs", max_iter=5)
+        est.fit(frame[["a", "b", "c", "d"]], frame["species"])
+    model = tmp_path / "m.safetensors"
+    wxb.save(est.to_wxb(), model)
+    code, _, err = run(capsys, "eval", model, table, "--target", "Species")
+    assert code == 2 and "did you mean 'species'?" in err, err
+    renamed = tmp_path / "renamed.csv"
+    frame.rename(columns={"c": "C"}).to_csv(renamed, index=False)
+    code, _, err = run(capsys, "predict", model, renamed)
+    assert code == 2 and "is 'C' 'c'?" in err, err

@@ -128,6 +128,7 @@ from wxb.tables import (
     NA_VALUES,
     Table,
     feature_rounding_warnings,
+    no_column,
     read_table,
 )
 from wxb.tensor import Tensor
@@ -1739,10 +1740,10 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
         targets = [target] if target and target in table else table.default_targets
     if not targets or any(name not in table for name in targets):
         absent = [name for name in targets if name not in table]
-        what = f"no column {absent[0]!r}; " if absent else ""
+        if absent:
+            raise DataError(f"{data}: --target: {no_column(absent[0], table.file_names)}")
         raise DataError(
-            f"{data}: {what}name the target column with --target (columns: "
-            f"{', '.join(table.file_names)})"
+            f"{data}: name the target column with --target (columns: {', '.join(table.file_names)})"
         )
     features = [
         n for n in model_encoder(model.info, table).columns if n in table and n not in targets

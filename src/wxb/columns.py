@@ -40,6 +40,7 @@ from wxb.tables import (
     from_object,
     is_tabular,
     marked_cells,
+    near_column,
     number_cell_hint,
     number_from_text,
     numeric_markers,
@@ -340,9 +341,11 @@ class TableEncoder:
         (all zeros in the one-hot), counted (``unseen_category_warnings`` words them)."""
         absent = [name for name in self.columns if name not in table]
         if absent:
+            near = near_column(absent[0], [n for n in table.file_names if n not in self.columns])
+            hint = f"; is {near!r} {absent[0]!r}?" if near is not None else ""
             raise DataError(
                 f"{table.source}: missing column(s) {', '.join(map(repr, absent))} the model "
-                f"was trained on (it has: {', '.join(table.file_names)})"
+                f"was trained on{hint} (it has: {', '.join(table.file_names)})"
             )
         # A large table's columns are prepared, and its rows written, by two threads
         # (NumPy's passes and copies release the GIL)

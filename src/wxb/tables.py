@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import csv
+import difflib
 import io
 import json
 import re
@@ -109,9 +110,7 @@ class Table:
 
     def __getitem__(self, name: str) -> Column:
         if name not in self.columns:
-            raise DataError(
-                f"{self.source}: no column {name!r} (columns: {', '.join(self.file_names)})"
-            )
+            raise DataError(f"{self.source}: {no_column(name, self.file_names)}")
         return self.columns[name]
 
     def row_name(self, row: int) -> str:
@@ -247,6 +246,25 @@ BOOLEAN_TEXT = ("true", "false")  # a text column of only these (any case) is bo
 # column's 'no' is false, not the missing value a word among numbers may mark
 TRUTH_WORDS = {"yes": "true", "y": "true", "t": "true", "on": "true",
                "no": "false", "n": "false", "f": "false", "off": "false"}  # fmt: skip
+
+
+def near_column(name: str, columns: list[str]) -> str | None:
+    """The column of ``columns`` that a mistyped ``name`` most likely meant: the one that
+    differs only in case, else the nearest in spelling (difflib), where one is near."""
+    same = [c for c in columns if c.casefold() == str(name).casefold()]
+    if same:
+        return same[0]
+    lowered = {c.casefold(): c for c in columns}
+    close = difflib.get_close_matches(str(name).casefold(), list(lowered), n=1, cutoff=0.8)
+    return lowered[close[0]] if close else None
+
+
+def no_column(name: str, columns: list[str]) -> str:
+    """ "no column 'Species'; did you mean 'species'? (columns: …)": what every option that
+    names a column (--target, --features, --drop, --id-column, …) says of a missing one."""
+    near = near_column(name, columns)
+    hint = f"; did you mean {near!r}?" if near is not None else ""
+    return f"no column {name!r}{hint} (columns: {', '.join(columns)})"
 
 
 def is_tabular(X: object) -> bool:
