@@ -96,3 +96,23 @@ def test_eval_and_predict_name_the_near_column_too(capsys, tmp_path, rng):
     frame.rename(columns={"c": "C"}).to_csv(renamed, index=False)
     code, _, err = run(capsys, "predict", model, renamed)
     assert code == 2 and "is 'C' 'c'?" in err, err
+
+
+def test_a_python_model_named_by_the_digits_frame_is_not_walked_through_raw_digits(
+    capsys, tmp_path, rng
+):
+    """MLPClassifier fitted on load_digits(as_frame=True).data / 16 carries the digits'
+    pixel names; wxb explain took it for wxb train's digits model and walked it through
+    the raw pixels 0–16 (its Z 16 times what it was trained on). Only wxb train's own
+    old files (a Standardize first, test figures recorded) are taken so."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits(as_frame=True)
+    rows = rng.choice(len(digits.target), size=200, replace=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MLPClassifier(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=3)
+        est.fit(digits.data.iloc[rows] / 16, digits.target.iloc[rows])
+    model = wxb.save(est.to_wxb(), tmp_path / "m.safetensors")
+    code, out, err = run(capsys, "explain", model)
+    assert code == 2 and "name the rows to explain on" in err, out[:300]

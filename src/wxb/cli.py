@@ -2084,16 +2084,18 @@ def digits_test_rows(model, args: argparse.Namespace) -> wdata.Dataset | None:
 
 def trained_on_digits(model) -> bool:
     """Whether the model was trained on the built-in digits (as its file says; a file
-    that does not say, wxb train's before it did: 64 inputs named as the digits' pixels).
-    A model of no names is one fitted in Python on arrays, of which nothing is known: the
-    README's, trained on X / 16, was walked through the raw digits, its Z 16 times off."""
+    that does not say, wxb train's before it did: 64 inputs named as the digits' pixels,
+    a Standardize first and the test figures wxb train records). A model fitted in Python
+    is not: of no names (on arrays), or named by a DataFrame of the digits (X / 16 carries
+    their pixel names too), its rows are unknown, and the raw digits put its Z 16 times off."""
     source = (model.info.get("data") or {}).get("source")
     if source is not None:
         return source == "built-in digits"
     names = model.info.get("feature_names")
-    if names is None or input_width(model) != 64:
+    if names is None or input_width(model) != 64 or "test" not in model.info:
         return False
-    return list(names) == wdata.load_digits().feature_names
+    first = model[0] if isinstance(model, Sequential) and len(model) else None
+    return isinstance(first, Standardize) and list(names) == wdata.load_digits().feature_names
 
 
 def explain_data(model, args: argparse.Namespace) -> Table | wdata.Dataset:
