@@ -374,6 +374,11 @@ class OwnScaled(Module):  # a forward of its own applying what the file cannot: 
         return ops.mul(ops.dropout(self.fc(x), 0.5), 2.0)
 
 
+class ValueReader(Module):  # scales by a value it reads out of the graph (.data)
+    def forward(self, x):
+        return ops.mul(x, float(np.abs(x.data).max()))
+
+
 class LoudDense(Dense):
     def forward(self, x):
         return super().forward(x)
@@ -391,13 +396,9 @@ def _refusals():
     replaced = Dense(3, 4)
     replaced.forward = lambda x: x
     return {
-        "custom module": (
-            Sequential(Dense(3, 4), Sequential(ReLU(), Doubler(), name="block"), Dense(4, 2)),
-            ["block.doubler1", "Doubler"],
-        ),
-        "Dense subclass": (
-            Sequential(Dense(3, 4), Sequential(LoudDense(4, 4)), Dense(4, 2)),
-            ["sequential1.louddense1", "LoudDense", "forward"],
+        "custom module reading values": (
+            Sequential(Dense(3, 4), Sequential(ReLU(), ValueReader(), name="block"), Dense(4, 2)),
+            ["'block.valuereader1'", ".data", "traced graph cannot follow"],
         ),
         "forward on an instance": (Sequential(replaced, ReLU()), ["dense1", "instance"]),
         "own activation kernel": (Sequential(Dense(3, 4), Swish()), ["swish1", "Swish"]),
@@ -407,6 +408,23 @@ def _refusals():
         "dtypes": (Sequential(Dense(3, 4), Dense(4, 2, dtype="float64")), ["float64"]),
         "not a module": ("model.safetensors", ["Module", "str"]),
     }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_modules_of_ones_own_inside_a_sequential_are_traced(tmp_path, seeded, dtype):
+    """Sequential(Dense, Doubler(), Dense), a Dense subclass with a forward of its own
+    nested inside: each was refused ("a module of its own inside a Sequential"); the
+    file now runs as predict does, at batch sizes other than the traced 3 and 5."""
+    rng = seeded.rng
+    n, h = (int(v) for v in rng.integers(1, 7, size=2))
+    model = Sequential(
+        Dense(n, h, dtype=dtype),
+        Doubler(),
+        Sequential(LoudDense(h, h, dtype=dtype), ReLU()),
+        Dense(h, 2, dtype=dtype),
+    )
+    path = export(model, tmp_path / "m.onnx")
+    assert_runs_like_wxb(model, path, n, dtype, rng, lambda what: seeded.msg(f"{what} of {model}"))
 
 
 @pytest.mark.parametrize("case", list(_refusals()))

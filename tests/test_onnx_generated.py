@@ -239,6 +239,17 @@ class OwnForward(Module):
         return x
 
 
+class Shift(Module):
+    """A module of one's own among a Sequential's layers: traced, as the model's own."""
+
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return x * self.scale - self.shift
+
+
 def random_model(rng, dtype):
     """A model of random layers (as a Sequential, a subclass, a forward of one's own),
     its input width, and its layers."""
@@ -248,6 +259,13 @@ def random_model(rng, dtype):
     # describe.chain_layers, shared with explain and diagnose, draws weights once: export
     # traces it)
     layers = random_layers(rng, dtype, n_features)
+    if kind != "own forward" and rng.random() < 0.4:  # (not first: inputs reads a Standardize)
+        at = int(rng.integers(1, len(layers) + 1))
+        own = Shift(float(rng.uniform(0.5, 2)), float(rng.normal()))
+        if isinstance(layers[at - 1], Dense) and rng.random() < 0.5:  # a subclass's forward
+            width = layers[at - 1].weight.shape[0]
+            own = LoudDense(width, width, seed=int(rng.integers(1 << 31)), dtype=dtype)
+        layers.insert(at, own)
     if kind == "sequential":
         model = Sequential(*_nest(rng, layers))
     elif kind == "subclass":
@@ -365,9 +383,9 @@ def test_a_table_stage_in_front_gives_what_predict_gives_on_the_encoded_table(tm
 # ---------------------------------------------------------------------------------
 # What cannot be exported: refused in one line naming the layer, nothing written
 # ---------------------------------------------------------------------------------
-class Doubler(Module):
+class ValueReader(Module):  # scales by a value read out of the graph (.data)
     def forward(self, x):
-        return ops.mul(x, 2.0)
+        return ops.mul(x, float(np.abs(x.data).max()))
 
 
 class LoudDense(Dense):
@@ -388,10 +406,8 @@ def _unexportable(rng, kind, dtype, width):
         return BatchNorm1d(width, track_running_stats=False, dtype=dtype), width
     if kind == "layer norm of another width":
         return LayerNorm(width + 1, dtype=dtype), width + 1
-    if kind == "module of its own":
-        return Doubler(), width
-    if kind == "subclass with a forward":
-        return LoudDense(width, 3, dtype=dtype), 3
+    if kind == "module reading values":
+        return ValueReader(), width
     if kind == "hooked":
         layer = Tanh()
         layer.register_forward_hook(lambda module, args, out: out)
@@ -408,8 +424,7 @@ REFUSED = [
     "prelu of another dtype",
     "batch statistics",
     "layer norm of another width",
-    "module of its own",
-    "subclass with a forward",
+    "module reading values",
     "hooked",
     "embedding",
     "lazy",

@@ -129,18 +129,20 @@ def test_a_chaining_module_inside_a_sequential_is_refused_with_a_true_reason(see
     n, h, out = (int(v) for v in rng.integers(2, 7, size=3))
     seq = Sequential(_Block(n, h), ReLU(), Dense(h, out)).double()
     X = rng.normal(size=(int(rng.integers(1, 9)), n))
-    for refuse, what in (
-        (lambda: wxb.onnx.export(seq, tmp_path / "m.onnx"), "export"),
-        (lambda: wxb.interop.to_torch(seq), "to_torch"),
-    ):
-        with pytest.raises(ConfigError) as caught:
-            refuse()
-        message = str(caught.value)
-        assert "_Block" in message and "inside a Sequential" in message, message
-        assert f"whose forward {what} does not read" in message, message
-        assert "only chains stock layers" not in message, message
-        assert "\n" not in message
-    assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ConfigError) as caught:
+        wxb.interop.to_torch(seq)
+    message = str(caught.value)
+    assert "_Block" in message and "inside a Sequential" in message, message
+    assert "whose forward to_torch does not read" in message, message
+    assert "only chains stock layers" not in message, message
+    assert "\n" not in message
+    # (export traces a module of one's own inside a Sequential since onnx61)
+    path = wxb.onnx.export(seq, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: X})[0]
+    np.testing.assert_allclose(
+        got, seq.predict(X), rtol=1e-12, atol=1e-12, err_msg=seeded.msg("onnx seq")
+    )
 
     model = _Wrap(seq)  # as the message says
     expected = seq.predict(X)

@@ -138,9 +138,10 @@ A file with these ai.onnx.ml operators imports that domain (version 3) too. A
 stage with "" as a category is refused (ConfigError): "" could not mean both that
 category and a missing cell.
 
-Anything else that is not a stock layer (a module of its own inside a Sequential, a
-subclass that replaces ``forward`` or ``__call__`` there, a forward set on an
-instance, an activation with a kernel of its own) is refused with ConfigError naming
+A Sequential holding a module of one's own (or a stock layer's subclass with a forward
+of its own) is traced whole, as a forward of one's own is. Anything else that is not a
+stock layer (a forward set on an instance, an activation with a kernel of its own) is
+refused with ConfigError naming
 its path and class, before anything is written. The file is checked with
 ``onnx.checker.check_model`` and written atomically (``wxb.data.atomic_write``).
 """
@@ -466,6 +467,13 @@ def _flatten(model: object) -> list[tuple[str, Module]] | _OwnForward:
                 return _OwnForward(model, sample_width(model), why_not)
     else:
         chain = None
+        own = _own_modules(model)
+        for path, module in own:  # (one set on an instance, an Embedding: refused, why)
+            if not _traceable(module):
+                _stock_leaf(path, module)
+        if own:  # Sequential(Dense, Doubler(), Dense): traced whole, as a forward of its own
+            with one_sample_run():
+                return _OwnForward(model, sample_width(model), None)
     if chain is not None:
         paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
         return [_stock_leaf(paths.get(id(m)) or str(m.name), m) for m in chain]
@@ -475,7 +483,7 @@ def _flatten(model: object) -> list[tuple[str, Module]] | _OwnForward:
         path, module, ancestors = stack.pop()
         if stock_kind(module, _STOCK) is not Sequential:
             no_chain = None if ancestors else why_not
-            leaves.append(_stock_leaf(path, module, bool(ancestors), no_chain))
+            leaves.append(_stock_leaf(path, module, no_chain))
             continue
         if len(ancestors) >= MAX_DEPTH:
             raise _refuse(path, module, f"Sequentials nested more than {MAX_DEPTH} deep")
@@ -490,9 +498,26 @@ def _flatten(model: object) -> list[tuple[str, Module]] | _OwnForward:
     return leaves
 
 
-def _stock_leaf(
-    path: str, module: Module, in_sequential: bool = False, no_chain: str | None = None
-) -> tuple[str, Module]:
+def _own_modules(model: Module) -> list[tuple[str, Module]]:
+    """The modules below a stock Sequential that are no stock layer, with their paths, in
+    order; without recursion, and no deeper than the walk of ``_flatten`` goes (it
+    refuses what is deeper, or a Sequential holding itself)."""
+    own, seen = [], set()
+    stack: list[tuple[str, Module, int]] = [("", model, 0)]
+    while stack:
+        path, module, depth = stack.pop()
+        if id(module) in seen or depth > MAX_DEPTH:
+            continue
+        seen.add(id(module))
+        if stock_kind(module, _STOCK) is None:
+            own.append((path, module))
+        elif stock_kind(module, _STOCK) is Sequential:
+            for key, child in reversed(module._modules.items()):
+                stack.append((f"{path}.{key}" if path else key, child, depth + 1))
+    return own
+
+
+def _stock_leaf(path: str, module: Module, no_chain: str | None = None) -> tuple[str, Module]:
     """(path, module) for a stock layer other than Sequential; ConfigError for another
     (``no_chain``: why its forward of its own is no chain, ``describe.not_a_chain``)."""
     kind = stock_kind(module, _STOCK)
@@ -512,14 +537,6 @@ def _stock_leaf(
         elif isinstance(module, _STOCK):
             base = next(k for k in _STOCK if isinstance(module, k))
             why = f"it subclasses {base.__name__} and replaces forward or __call__"
-        elif in_sequential:  # chain_layers reads the model's own forward only, and a
-            # Sequential's runs its layers: this one's forward is not read, chain or not
-            why = (
-                "it is a module of its own inside a Sequential, whose forward export does not "
-                "read (it follows a forward of one's own only in the model itself); make the "
-                "model a module of your own whose forward calls this Sequential, or put that "
-                "module's stock layers in the Sequential"
-            )
         elif no_chain is not None:  # it calls stock layers: what else it does is the matter
             why = "it is a module of its own whose forward does more than one that only chains"
             raise _refuse(path, module, f"{why} stock layers: it {no_chain}")
@@ -628,12 +645,14 @@ def _trace(own: _OwnForward, dtype: np.dtype, rows: int) -> _Trace:
         raise _refuse("", model, "its copy, to trace its forward, holds other modules")
     trace = _Trace(Tensor(np.zeros((0, 0))), None)
     trace.parameters = {id(p): name for name, p in model.named_parameters()}
-    called: list[str] = []  # the stock layers' paths, in the order they were called
+    # where the forward stood, step by step: after each stock layer's call, on entering and
+    # leaving each module of one's own (a read of values names the last)
+    called: list[str] = []
 
     def recording(path: str, layer: Module, forward: Any) -> Any:
         def recorded(*args: Any, **kwargs: Any) -> Any:
             result = forward(*args, **kwargs)
-            called.append(path)
+            called.append(f"after '{path}'")
             arg = args[0] if len(args) == 1 and not kwargs else None
             if isinstance(result, Tensor) and result is not arg and result._backward is not None:
                 record = getattr(arg, "_backward", None)
@@ -642,9 +661,21 @@ def _trace(own: _OwnForward, dtype: np.dtype, rows: int) -> _Trace:
 
         return recorded
 
+    def entering(path: str, forward: Any) -> Any:
+        def entered(*args: Any, **kwargs: Any) -> Any:
+            called.append(f"in '{path}'")
+            result = forward(*args, **kwargs)
+            called.append(f"after '{path}'")
+            return result
+
+        return entered
+
     for (path, original), (_, twin_module) in zip(originals, copies, strict=True):
-        if path and stock_kind(original, _STOCK) not in (None, Sequential):
+        kind = stock_kind(original, _STOCK)
+        if path and kind not in (None, Sequential):
             twin_module.forward = recording(path, original, twin_module.forward)
+        elif path and kind is None:  # (a module of one's own inside: named where it reads)
+            twin_module.forward = entering(path, twin_module.forward)
     draw = np.random.default_rng(rows)
     batch = 3.0 * draw.standard_normal((rows, own.width))
     trace.leaf = Tensor(batch.astype(dtype), requires_grad=True)
@@ -664,7 +695,7 @@ def _trace(own: _OwnForward, dtype: np.dtype, rows: int) -> _Trace:
     if watched.read and watched.first is not None:  # NumPy on .data, an if on .item(), …:
         # what it does with them is no operation the graph records
         how, done = watched.first
-        where = f"after '{called[done - 1]}'" if done else "before its first layer"
+        where = called[done - 1] if done else "before its first layer"
         why = f"takes the values of a result ({how}) {where}"
         raise _refuse(
             "", model, f"its forward {why}, which a traced graph cannot follow{_and(own.why_not)}"
