@@ -618,6 +618,7 @@ class Traced(Module):
         self.fresh = False  # whether h is a result of its own (not the batch, nor a view)
         width = n_features
         kinds = ["twice", "residual", "concat", "slice", "param", "functional", "dropout", "norm"]
+        kinds += ["reduce", "clamp", "permute", "stack", "normalize"]
         for k in range(int(rng.integers(2, 6))):
             kind = first if k == 0 and first else str(rng.choice([*kinds, "arith", "dense"]))
             step, width = self._draw(rng, kind, width)
@@ -683,6 +684,44 @@ class Traced(Module):
             layer = _norm(rng, w, dtype)
             setattr(self, f"norm{k}", layer)
             return (lambda m, h: getattr(m, f"norm{k}")(h)), w
+        if kind == "reduce":  # along the features, kept or put back: h − mean, h / max, …
+            keep, dim = bool(rng.random() < 0.5), int(rng.choice([1, -1]))
+            reductions = [
+                lambda h: h.sum(dim, keepdim=keep),
+                lambda h: h.mean(dim, keepdim=keep),
+                lambda h: wxb.sum(h, dim=dim, keepdim=keep),
+                lambda h: h.max(dim, keepdim=keep).values,
+                lambda h: h.min(dim, keepdim=keep).values,
+                lambda h: h.amax(dim, keepdim=keep),
+                lambda h: h.amin(dim, keepdim=keep),
+            ]
+            reduce = reductions[int(rng.integers(len(reductions)))]
+            if keep:
+                return (lambda m, h: h - reduce(h)), w
+            return (lambda m, h: h * reduce(h).reshape(-1, 1)), w
+        if kind == "clamp":
+            low, high = sorted(float(v) for v in rng.normal(0, 1, size=2))
+            clamps = [
+                lambda h: h.clamp(low, high),
+                lambda h: h.clamp(min=low),
+                lambda h: h.clamp(max=high),
+                lambda h: h.clip(low, high),
+                lambda h: wxb.clamp(h, low, high),
+                lambda h: h.clamp_min(low),
+                lambda h: h.clamp_max(high),
+            ]
+            clamp = clamps[int(rng.integers(len(clamps)))]
+            return (lambda m, h: clamp(h)), w
+        if kind == "permute":  # rows of w as (a, b) pieces, their two axes swapped
+            a = next(n for n in range(2, w + 1) if w % n == 0) if w > 1 else 1
+            return (lambda m, h: h.reshape(-1, a, w // a).permute(0, 2, 1).reshape(-1, w)), w
+        if kind == "stack":
+            if rng.random() < 0.5:  # side by side, a new axis 1, then flattened
+                return (lambda m, h: wxb.stack([h, 2 * h - 1], dim=1).reshape(-1, 2 * w)), 2 * w
+            return (lambda m, h: wxb.stack([h, h * h], dim=-1).sum(-1)), w
+        if kind == "normalize":
+            p, dim = float(rng.choice([1.0, 2.0, 3.0])), int(rng.choice([1, -1]))
+            return (lambda m, h: F.normalize(h, p=p, dim=dim)), w
         c, d = float(rng.uniform(0.5, 2)), float(rng.normal())
         return (lambda m, h: (h * c - d) / c), w  # arith
 
@@ -703,13 +742,15 @@ def test_generated_forwards_of_ones_own_run_in_onnxruntime_as_predict(tmp_path, 
         model = Traced(rng, dtype, n_features, first=None if given else "dense")
         model.train() if rng.random() < 0.5 else model.eval()
         shape = (n_features,) if given else None
-        path = export(model, tmp_path / f"t{trial}.onnx", sample_shape=shape)
+        # (a reduction's axes are an input from opset 18, an attribute before)
+        opset = int(rng.choice([13, 17, 18, onnx.defs.onnx_opset_version()]))
+        path = export(model, tmp_path / f"t{trial}.onnx", sample_shape=shape, opset=opset)
         runner = session(path)
         assert runner.get_inputs()[0].shape == ["batch", n_features]
         for batch in batches(rng):
             X = rng.normal(0, 3, size=(batch, n_features)).astype(dtype)
             (got,) = runner.run(["output"], {"input": X})
-            what = f"batch {batch}, {dtype}, steps {model.program}"
+            what = f"batch {batch}, {dtype}, opset {opset}, steps {model.program}"
             assert_close(got, model.predict(X), dtype, 3 * model.steps + 1, seeded.msg(what))
 
 
@@ -774,8 +815,10 @@ class Untraceable(Module):
 
     def forward(self, x):
         h = self.fc(x)
-        if self.kind == "reduction":
-            return x + ops.sum(h, axis=1, keepdims=True)
+        if self.kind == "mask from values":
+            return x + wxb.where(h > 0, h, 0.1 * h)
+        if self.kind == "count norm":
+            return x + h.norm(p=0, dim=1, keepdim=True)
         if self.kind == "index array":
             return h[:, [0, 2]] + x[:, :2]
         if self.kind == "dropout left on":
@@ -786,7 +829,8 @@ class Untraceable(Module):
 @pytest.mark.parametrize(
     ("kind", "words"),
     [
-        ("reduction", ["'Σ'", "'fc'"]),
+        ("mask from values", ["comparison (>)", "'fc'"]),
+        ("count norm", ["'norm'", "p = 0"]),
         ("index array", ["'index'", "'fc'"]),
         ("dropout left on", ["'dropout'", "training=self.training"]),
         ("cut", ["3 and 5 rows", "detach"]),
@@ -825,3 +869,59 @@ def test_a_forward_of_no_layers_exports_on_the_rows_sample_shape_gives(tmp_path,
     (got,) = runner.run(["output"], {"input": X})
     want = np.tanh(X.astype(np.float64) * np.float32(scale) - np.float32(shift))[:, ::-1]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=seeded.msg("affine"))
+
+
+class Reduces(Module):
+    """One operation applied after a layer: each was refused ("ONNX export has no form
+    for it") before onnx61."""
+
+    def __init__(self, rng, dtype, n, op):
+        super().__init__()
+        self.op = op
+        self.fc = _dense(rng, n, 6, dtype)
+        self.dim, self.keep = int(rng.choice([1, -1])), bool(rng.random() < 0.5)
+        self.low, self.high = sorted(float(v) for v in rng.normal(0, 1, size=2))
+
+    def forward(self, x):
+        h, dim, keep = self.fc(x), self.dim, self.keep
+        put_back = (lambda r: r) if keep else (lambda r: r.reshape(-1, 1))
+        if self.op == "sum":
+            return h - put_back(h.sum(dim, keepdim=keep))
+        if self.op == "mean":
+            return h - put_back(h.mean(dim, keepdim=keep))
+        if self.op == "max":
+            return h - put_back(h.max(dim, keepdim=keep).values)
+        if self.op == "amax":
+            return h - put_back(h.amax(dim, keepdim=keep))
+        if self.op == "amin":
+            return h * put_back(h.amin(dim, keepdim=keep))
+        if self.op == "clamp":
+            return h.clamp(self.low, self.high) + h.clip(min=self.low) + h.clamp(max=self.high)
+        if self.op == "permute":
+            return h.reshape(-1, 2, 3).permute(0, 2, 1).reshape(-1, 6)
+        if self.op == "stack":
+            side_by_side = wxb.stack([h, h * h], dim=1).reshape(-1, 12)
+            return ops.concatenate([side_by_side, wxb.stack([h, 1 - h], -1).amax(-1)], axis=1)
+        return F.normalize(h, dim=dim) + F.normalize(h, p=1, dim=dim)  # normalize
+
+
+@pytest.mark.parametrize(
+    "op", ["sum", "mean", "max", "amax", "amin", "clamp", "permute", "stack", "normalize"]
+)
+def test_reductions_clamp_permute_stack_and_normalize_export(tmp_path, seeded, op):
+    """h − h.sum(1, keepdim=True), h.max(1).values, h.clamp(lo, hi), permute, wxb.stack,
+    F.normalize in a forward of one's own: refused before; the file now gives what
+    predict gives at batch sizes other than the traced 3 and 5, at opset 13 (a
+    reduction's axes as an attribute) and 18 on (as an input)."""
+    rng = seeded.rng
+    dtype = str(rng.choice(["float32", "float64"]))
+    n = int(rng.integers(1, 6))
+    model = Reduces(rng, dtype, n, op)
+    opset = int(rng.choice([13, 17, onnx.defs.onnx_opset_version()]))
+    path = export(model, tmp_path / "r.onnx", opset=opset)
+    runner = session(path)
+    for batch in batches(rng):
+        X = rng.normal(0, 3, size=(batch, n)).astype(dtype)
+        (got,) = runner.run(["output"], {"input": X})
+        what = f"batch {batch}, {dtype}, opset {opset}, dim {model.dim}, keepdim {model.keep}"
+        assert_close(got, model.predict(X), dtype, 2, seeded.msg(what))

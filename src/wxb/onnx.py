@@ -317,6 +317,7 @@ def _build(
     trace = _trace(layers, dtype, rows) if isinstance(layers, _OwnForward) else None
 
     def add_layers(graph: _Graph, x: str = "input") -> tuple[Any, Any]:
+        graph.opset = opset  # (a traced reduction's axes: an attribute before opset 18)
         if trace is None:
             return graph.add_layers(layers, x)
         return graph.add_traced(layers, trace, x)
@@ -731,6 +732,28 @@ def _joined_axis(items: list[Tensor], joined: Tensor) -> int | None:
                 return axis
     return None
 
+
+def _stacked_axis(items: list[Tensor], stacked: Tensor) -> int | None:
+    """The new axis ``items`` were stacked along into ``stacked`` (the recorded op keeps
+    none): the first along which NumPy's stack gives it; None where none does."""
+    for axis in range(stacked.ndim):
+        if all(t.shape == items[0].shape for t in items) and stacked.shape[axis] == len(items):
+            together = np.stack([t.data for t in items], axis=axis)
+            if together.shape == stacked.shape and np.array_equal(
+                together, stacked.data, equal_nan=True
+            ):
+                return axis
+    return None
+
+
+# a reduction of a traced forward (its backward rule's ``reduced``: axes, keepdims): ONNX's
+_REDUCTIONS = {
+    "Σ": "ReduceSum",
+    "max": "ReduceMax",
+    "amax": "ReduceMax",
+    "min": "ReduceMin",
+    "amin": "ReduceMin",
+}
 
 # an operation of a traced forward: ONNX's operator for it, element-wise on its inputs
 _ELEMENTWISE = {
@@ -1673,6 +1696,26 @@ class _Graph:
             i64 = np.dtype(np.int64)
             dims = self.initializer(None, np.array(shape), f"{where}.shape", i64)
             return self.node("Reshape", [inputs[0], dims], where)
+        if op in _REDUCTIONS or op == "norm":
+            return self._reduction(op, t._backward, source, inputs[0], where, refuse)
+        if op == "clamp":
+            bounds = getattr(t._backward, "bounds", None)
+            if bounds is None:
+                raise refuse("its bounds are tensors; ONNX export takes numbers")
+            clip = [  # ("": no bound that side)
+                "" if b is None else self.initializer(None, np.array(b), f"{where}.bound")
+                for b in bounds
+            ]
+            return self.node("Clip", [inputs[0], *clip], where)
+        if op == "permute":
+            return self.node("Transpose", inputs, where, perm=list(t._backward.dims))
+        if op == "stack":
+            axis = _stacked_axis(feeds, t)
+            if axis is None:
+                raise refuse("its axis is not seen from the shapes")
+            at = self.initializer(None, np.array([axis]), f"{where}.axes", np.dtype(np.int64))
+            grown = [self.node("Unsqueeze", [item, at], where) for item in inputs]
+            return self.node("Concat", grown, where, axis=axis)
         if op == "glu":
             if t.ndim != 2 or t.shape[0] != source.shape[0] or 2 * t.shape[1] != source.shape[1]:
                 raise refuse(f"it halves shape {source.shape} into {t.shape}; export takes dim=-1")
@@ -1687,6 +1730,38 @@ class _Graph:
                 "training=self.training)"
             )
         raise refuse("ONNX export has no form for it")
+
+    def _reduction(
+        self, op: str, rule: Any, source: Tensor, x: str, where: str, refuse: Any
+    ) -> str:
+        """A sum, max, min (along dims, amax, amin) or p-norm over the axes its backward
+        rule keeps (None: all) as ONNX's Reduce*; the axes an input from opset 13
+        (ReduceSum) or 18 (the others), an attribute before."""
+        reduced, keepdims = rule.reduced[0], bool(rule.reduced[1])
+        if isinstance(reduced, (int, np.integer)):
+            reduced = (reduced,)
+        axes = None if reduced is None else sorted(int(a) % max(source.ndim, 1) for a in reduced)
+        if op == "norm":  # ‖x‖_p: L1, L2, max |x|, or (Σ|x|^p)^(1/p)
+            p = rule.p
+            if p == 0:
+                raise refuse("p = 0 (a count of nonzero values); ONNX export takes p > 0")
+            if p in (1, 2):
+                return self._reduce(f"ReduceL{int(p)}", x, axes, keepdims, where)
+            x = self.node("Abs", [x], where)
+            if p == math.inf:
+                return self._reduce("ReduceMax", x, axes, keepdims, where)
+            powered = self.node("Pow", [x, self.const(p)], where)
+            total = self._reduce("ReduceSum", powered, axes, keepdims, where)
+            return self.node("Pow", [total, self.const(1 / p)], where)
+        return self._reduce(_REDUCTIONS[op], x, axes, keepdims, where)
+
+    def _reduce(self, op: str, x: str, axes: list[int] | None, keepdims: bool, where: str) -> str:
+        if axes is None:  # (no axes: all of them)
+            return self.node(op, [x], where, keepdims=int(keepdims))
+        if op == "ReduceSum" or self.opset >= 18:
+            at = self.initializer(None, np.array(axes), f"{where}.axes", np.dtype(np.int64))
+            return self.node(op, [x, at], where, keepdims=int(keepdims))
+        return self.node(op, [x], where, axes=axes, keepdims=int(keepdims))
 
     def _index(self, key: Any, source: Tensor, x: str, where: str, refuse: Any) -> str:
         """``x[key]`` for integers, slices and an Ellipsis: Slice, then Gather for each

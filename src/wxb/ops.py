@@ -601,6 +601,7 @@ def sum(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = F
         return (np.broadcast_to(g, shape),)
 
     total = sum_along(a.data, axis, keepdims)
+    backward.reduced = (axis, keepdims)  # type: ignore[attr-defined]  # (ONNX export: axes)
     return Tensor.from_op(np.asarray(total), "Σ", (a,), backward, reads_inputs=False)
 
 
@@ -4087,6 +4088,7 @@ def clamp(a: Tensor, min: object = None, max: object = None) -> Tensor:
             inside &= A <= high
         return (np.where(inside, g, 0).astype(g.dtype, copy=False),)
 
+    backward.bounds = (low, high)  # type: ignore[attr-defined]  # (ONNX export: Clip)
     return Tensor.from_op(np.asarray(out), "clamp", (a,), backward)
 
 
@@ -4146,6 +4148,7 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (np.where(hit, g / hit.sum(), 0).astype(A.dtype, copy=False),)
 
+        backward_all.reduced = (None, False)  # type: ignore[attr-defined]
         # (torch keeps the result too: changed in place, the backward refuses, as its)
         found = Tensor.from_op(np.asarray(best), name, (a,), backward_all, saves_output=True)
         # keepdim: every dimension kept, as size 1 (NumPy's np.max(x, keepdims=True),
@@ -4167,6 +4170,7 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
         values, indices = np.squeeze(values, axis), np.squeeze(chosen, axis)
     else:
         indices = chosen
+    backward.reduced = ((axis,), keepdim)  # type: ignore[attr-defined]  # (ONNX)
     # its backward reads the indices alone (torch's too): A may change in place after
     found = keep_values(Tensor.from_op(values, name, (a,), backward, reads_inputs=False))
     return ValuesIndices(found, marks(indices.astype(np.int64)))
@@ -4733,6 +4737,7 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
                 grad = g * np.where(total == 0, 0.0, ratio)  # (a NaN norm: NaN)
         return (np.asarray(grad).astype(A.dtype, copy=False),)
 
+    backward.p, backward.reduced = p, (axes, keepdim)  # type: ignore[attr-defined]
     # (torch keeps the result too: changed in place, the backward refuses, as its)
     return Tensor.from_op(np.asarray(out).astype(A.dtype), "norm", (a,), backward, True)
 
@@ -5039,6 +5044,7 @@ def permute(a: Tensor, *dims: object) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (np.transpose(g, inverse),)
 
+    backward.dims = axes  # type: ignore[attr-defined]  # (ONNX export: Transpose's perm)
     data = np.transpose(a.data, axes)
     return _view_of(a, Tensor.from_op(data, "permute", (a,), backward, reads_inputs=False))
 
@@ -5538,6 +5544,7 @@ def extreme_of_dims(a: Tensor, dim: object = (), keepdim: bool = False, largest:
         gk = g if keep else np.expand_dims(g, axes) if axes is not None else g
         return ((gk * share).astype(A.dtype, copy=False),)
 
+    backward.reduced = (axes, keep)  # type: ignore[attr-defined]  # (ONNX)
     # the result's array is best's (or a view of it), which the backward reads
     return Tensor.from_op(np.asarray(out), name, (a,), backward, saves_output=True)
 
