@@ -881,9 +881,13 @@ class Reduces(Module):
         self.fc = _dense(rng, n, 6, dtype)
         self.dim, self.keep = int(rng.choice([1, -1])), bool(rng.random() < 0.5)
         self.low, self.high = sorted(float(v) for v in rng.normal(0, 1, size=2))
+        shape = (6,) if rng.random() < 0.5 else (1, 6)  # a mask held by the model
+        self.register_buffer("kept", rng.random(shape) < 0.5)
 
     def forward(self, x):
         h, dim, keep = self.fc(x), self.dim, self.keep
+        if self.op == "where":
+            return wxb.where(self.kept, h, self.low * h)
         put_back = (lambda r: r) if keep else (lambda r: r.reshape(-1, 1))
         if self.op == "sum":
             return h - put_back(h.sum(dim, keepdim=keep))
@@ -906,13 +910,13 @@ class Reduces(Module):
 
 
 @pytest.mark.parametrize(
-    "op", ["sum", "mean", "max", "amax", "amin", "clamp", "permute", "stack", "normalize"]
+    "op", ["sum", "mean", "max", "amax", "amin", "clamp", "permute", "stack", "normalize", "where"]
 )
 def test_reductions_clamp_permute_stack_and_normalize_export(tmp_path, seeded, op):
     """h − h.sum(1, keepdim=True), h.max(1).values, h.clamp(lo, hi), permute, wxb.stack,
-    F.normalize in a forward of one's own: refused before; the file now gives what
-    predict gives at batch sizes other than the traced 3 and 5, at opset 13 (a
-    reduction's axes as an attribute) and 18 on (as an input)."""
+    F.normalize, wxb.where(self.mask, h, c·h) in a forward of one's own: refused before;
+    the file now gives what predict gives at batch sizes other than the traced 3 and 5,
+    at opset 13 (a reduction's axes as an attribute) and 18 on (as an input)."""
     rng = seeded.rng
     dtype = str(rng.choice(["float32", "float64"]))
     n = int(rng.integers(1, 6))

@@ -1707,6 +1707,11 @@ class _Graph:
                 for b in bounds
             ]
             return self.node("Clip", [inputs[0], *clip], where)
+        if op == "where":  # a mask the graph holds (one from the batch's values is refused
+            # where the comparison reads them; one of the batch's shape, by the second batch)
+            mask = np.asarray(t._backward.condition)
+            at = self.initializer(None, mask, f"{where}.mask", np.dtype(np.bool_))
+            return self.node("Where", [at, *inputs], where)
         if op == "permute":
             return self.node("Transpose", inputs, where, perm=list(t._backward.dims))
         if op == "stack":

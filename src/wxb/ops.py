@@ -5153,6 +5153,7 @@ def where(condition: object, a: object, b: object) -> Tensor:
             _unbroadcast(np.where(c, zero, g), b.shape),
         )
 
+    backward.condition = c  # type: ignore[attr-defined]  # (ONNX export: Where's mask)
     return keep_values(Tensor.from_op(out, "where", (a, b), backward, reads_inputs=False))
 
 
