@@ -176,3 +176,19 @@ def test_a_model_fitted_on_arrays_is_not_walked_through_the_raw_digits(tmp_path,
     row = int(rng.integers(0, 1797))
     assert main(["explain", path, "--sample", str(row)]) == 0
     assert f"row {row} of built-in digits" in capsys.readouterr().out, seeded.msg("old file")
+
+
+def test_torch_tensor_reads_a_wxb_tensor_read_backwards(seeded):
+    """A wxb tensor over values read backwards (``t[:, ::-1]``, ``wxb.Tensor(a[::-1])``:
+    negative strides, which NumPy's DLPack capsule carries) took the whole Python process
+    down in ``torch.tensor(t)``: torch 2.13 aborted ("Storage size calculation
+    overflowed"). It reads a copy of them now, torch.as_tensor too (torch's own tensors
+    have no negative strides to share)."""
+    rng = seeded.rng
+    values = rng.standard_normal((int(rng.integers(2, 5)), int(rng.integers(2, 5))))
+    backwards = [wxb.tensor(values)[:, ::-1], wxb.Tensor(values[::-1]), wxb.Tensor(values)[::-2]]
+    for t in backwards:
+        assert min(t.data.strides) < 0, seeded.msg("a view read backwards")
+        for convert in (torch.tensor, torch.as_tensor):
+            got = convert(t)
+            np.testing.assert_array_equal(got.numpy(), t.data, err_msg=seeded.msg(str(convert)))

@@ -2097,9 +2097,15 @@ class Tensor:
     def __dlpack__(self, **kwargs: object) -> object:
         """The values' DLPack capsule, as NumPy's: ``torch.tensor(t)`` and
         ``torch.as_tensor(t)`` read a tensor through it (without it torch walked the
-        tensor as nested sequences and failed on ``len()`` of a 0-d element)."""
+        tensor as nested sequences and failed on ``len()`` of a 0-d element). Values read
+        backwards (``t[:, ::-1]``, negative strides) go as a copy: torch 2.13 took
+        NumPy's capsule of them and aborted the process ("Storage size calculation
+        overflowed")."""
         self._refuse_leaving_graph("another library's tensor")
-        return self.data.__dlpack__(**kwargs)
+        data = self.data
+        if any(stride < 0 for stride in data.strides):
+            data = np.ascontiguousarray(data)
+        return data.__dlpack__(**kwargs)
 
     def __dlpack_device__(self) -> tuple[int, int]:
         return self.data.__dlpack_device__()
