@@ -199,6 +199,52 @@ def test_second_backward_after_detach_in_place_refused_not_short(seeded):
     np.testing.assert_allclose(x.grad, 1.0 + values + 1.0, err_msg=seeded.msg("next"))
 
 
+def test_detach_in_place_of_a_result_a_pending_graph_holds_refused_not_short(seeded):
+    """loss1 and loss2 computed from h, loss1.backward(), h.detach_(), loss2.backward():
+    torch's loss2 goes on through h's old node (x.grad 1 + 3 per element); wxb's record
+    of h went with detach_, so loss2's gradient stopped at h (x.grad 1, unsaid). The
+    detach_ is refused now, naming the operation that took h."""
+    rng = seeded.rng
+    values, scale = rng.standard_normal(int(rng.integers(1, 6))), float(rng.uniform(0.5, 3))
+    expected = {}
+    for lib in (torch, wxb):
+        x = lib.tensor(values.copy(), requires_grad=True)
+        h = x + 1.0
+        loss1, loss2 = h.sum(), (h * scale).sum()
+        loss1.backward()
+        if lib is torch:
+            h.detach_()
+            loss2.backward()
+            expected = np.asarray(x.grad)
+            continue
+        with pytest.raises(wxb.ConfigError, match=r"detach_\(\) .*\(⊙\) took as input"):
+            h.detach_()
+        loss2.backward()  # h's record kept: the gradient goes on to x
+        np.testing.assert_allclose(x.grad, expected, rtol=1e-12, err_msg=seeded.msg("loss2"))
+
+
+def test_a_graph_recorded_after_detach_in_place_walks_twice_as_torchs(seeded):
+    """After h.detach_() (truncated backpropagation's chunk), a new graph of nodes that
+    save nothing, computed from h, was refused a second backward (wxb took h's old,
+    walked record as cut into every later graph); torch walks it again, the gradients
+    added."""
+    rng = seeded.rng
+    values = rng.standard_normal(int(rng.integers(1, 6)))
+    weights = rng.standard_normal(values.shape)
+    grads = {}
+    for lib in (torch, wxb):
+        x = lib.tensor(values.copy(), requires_grad=True)
+        h = x + 1.0
+        h.sum().backward()
+        h.detach_()
+        w = lib.tensor(weights.copy(), requires_grad=True)
+        loss = (h + w).sum()
+        loss.backward()
+        loss.backward()
+        grads[lib] = np.asarray(w.grad)
+    np.testing.assert_array_equal(grads[wxb], grads[torch], err_msg=seeded.msg("w.grad"))
+
+
 # Graphs torch 2.13 lets a second backward walk (no node saved a tensor), and some it
 # refuses (MulBackward0 saves the other operand, even a number; relu its result; max
 # along a dim its indices; an index array)

@@ -1942,28 +1942,36 @@ class Tensor:
         """torch's in-place detach: self becomes a leaf that needs no gradient, and is
         returned (``h.detach_()`` between the chunks of truncated backpropagation,
         ``x.clone().detach_()``). A view is refused, as torch refuses it. So is a result
-        that a recorded operation took as input before any backward walked it: torch's
-        node computed from it still reaches its graph, whereas wxb's record lives on the
-        tensor itself and would go with it."""
+        that a recorded operation took as input, no backward having walked that one (a
+        second loss from it, not backwarded yet): torch's node still reaches its graph,
+        whereas wxb's record lives on the tensor itself and would go with it (its
+        gradient stopped there, unsaid). Those a backward walked refuse a second one."""
         if view_base(self) is not None:
             raise ConfigError(
                 "detach_() on a view (t[i], t.T, t.reshape(...)): torch refuses it too "
                 '("Can\'t detach views in-place"); use v = v.detach()'
             )
-        if self._backward is not None and not self._freed and _taken_by_a_record(self):
-            raise ConfigError(
-                f"detach_() on the result of a recorded operation ({self.op}) that another "
-                "recorded operation took as input, before a backward() walked them: that one "
-                "would lose its way to the graph in wxb (torch keeps it); use "
-                "t = t.detach(), or call it after backward()"
-            )
-        walked = self._freed
+        if self._backward is not None:
+            taking = _records_taking(self)
+            if any(not node._freed for node in taking):
+                del taking  # (a dropped graph's node, in a cycle, not collected yet: gone)
+                gc.collect()
+                taking = _records_taking(self)
+            pending = next((node for node in taking if not node._freed), None)
+            if pending is not None:
+                raise ConfigError(
+                    f"detach_() on the result of a recorded operation ({self.op}) that "
+                    f"another recorded operation ({pending.op}) took as input, and no "
+                    "backward() walked since: that one would lose its way to the graph in "
+                    "wxb (torch keeps it); use t = t.detach(), or call it after backward()"
+                )
+            # walked ones: a second backward through them, which torch's takes on into
+            # self's old graph, would stop at self in wxb: refused (as a saved value's)
+            for node in taking:
+                node._keeps_values = True
         for name in (*_RECORD_FIELDS, "_recorded", "_output_version"):
             setattr(self, name, _LEAF_AFRESH[name])
         self.requires_grad = False
-        # detached from a walked graph: a second backward through the nodes computed from
-        # it, which torch's takes on into its old graph, is refused (_cut_by_detach)
-        self._freed = walked
         return self
 
     def __deepcopy__(self, memo: dict) -> Tensor:
@@ -2264,9 +2272,7 @@ class Tensor:
         # gradient about to be stored raises instead: nothing is counted twice. Freed is
         # what saved values for its backward, as torch frees those: a graph of nodes that
         # saved none (x + 1, sums, reshapes) is walked again, its gradients added
-        freed = any(
-            node._freed and (_saves_values(node) or _cut_by_detach(node)) for node in walked
-        )
+        freed = any(node._freed and _saves_values(node) for node in walked)
         _check_versions(walked)  # (only the rules that run read what they saved, as torch's)
         if _REPLACED[0]:
             _check_views(order, self)
@@ -2762,16 +2768,18 @@ def accumulate_grad(grad: object, g: np.ndarray) -> np.ndarray:
     return np.asarray(grad + g)  # 0-d arrays add up to a scalar
 
 
-def _taken_by_a_record(t: Tensor) -> bool:
-    """Whether a recorded operation holds ``t`` among its inputs (a node computed from
-    it): the graph keeps no links forward, so the holders are asked (only detach_ does,
-    on a result no backward walked)."""
-    for holder in gc.get_referrers(t):
-        if type(holder) is tuple:
-            for node in gc.get_referrers(holder):
-                if isinstance(node, Tensor) and node.inputs is holder:
-                    return True
-    return False
+def _records_taking(t: Tensor) -> list[Tensor]:
+    """The recorded operations that hold ``t`` among their inputs (the nodes computed from
+    it): the graph keeps no links forward, so the holders are asked (only detach_ does)."""
+    tuples = [holder for holder in gc.get_referrers(t) if type(holder) is tuple]
+    if not tuples:
+        return []
+    ids = {id(holder) for holder in tuples}
+    return [
+        node
+        for node in gc.get_referrers(*tuples)
+        if isinstance(node, Tensor) and id(node.inputs) in ids
+    ]
 
 
 def keep_values(node: Tensor) -> Tensor:
@@ -2780,15 +2788,6 @@ def keep_values(node: Tensor) -> Tensor:
     without retain_graph refuses it, as torch's."""
     node._keeps_values = node._backward is not None
     return node
-
-
-def _cut_by_detach(node: Tensor) -> bool:
-    """Whether an input of ``node`` was detached in place (``detach_``) after a backward
-    walked it: wxb's record went with it, torch's stays for the nodes computed from it."""
-    for t in node.inputs:
-        if t._freed and t._backward is None:
-            return True
-    return False
 
 
 def _saves_values(node: Tensor) -> bool:
