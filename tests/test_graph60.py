@@ -314,3 +314,71 @@ def test_frozen_parameter_of_a_buffers_array_keeps_its_memory_as_torch(seeded):
     mean = 0.1 * X.mean(0)  # momentum 0.1 from a running mean of 0
     np.testing.assert_allclose(followed[wxb], mean, **close, err_msg=seeded.msg("momentum"))
     np.testing.assert_allclose(followed[wxb], followed[torch], **close, err_msg=seeded.msg("torch"))
+
+
+def _functions(lib):
+    """An autograd.Function of each kind: one saving a value it computed
+    (save_for_backward), one keeping a number on ctx alone, one of two outputs saving."""
+
+    class Cube(lib.autograd.Function):  # x³, saving 3x² (not an input)
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(3.0 * x * x)
+            return x * x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (slope,) = ctx.saved_tensors
+            return g * slope
+
+    class Scale(lib.autograd.Function):  # x·c, c a number on ctx: nothing saved
+        @staticmethod
+        def forward(ctx, x, c):
+            ctx.c = c
+            return x * c
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.c, None
+
+    class SquareAndCube(lib.autograd.Function):  # (x², x³), saving 2x and 3x²
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(2.0 * x, 3.0 * x * x)
+            return x * x, x * x * x
+
+        @staticmethod
+        def backward(ctx, g2, g3):
+            two_x, three_x2 = ctx.saved_tensors
+            return g2 * two_x + g3 * three_x2
+
+    return {
+        "save_for_backward": (lambda x: Cube.apply(x).sum(), False),
+        "ctx attribute": (lambda x: Scale.apply(x, 2.5).sum(), True),
+        "two outputs": (lambda x: sum(t.sum() for t in SquareAndCube.apply(x)), False),
+    }
+
+
+@pytest.mark.parametrize("kind", ["save_for_backward", "ctx attribute", "two outputs"])
+def test_second_backward_through_a_function_that_saved_tensors_refused_as_torchs(seeded, kind):
+    """A Function whose forward saved a tensor it computed (save_for_backward(3·x²)) was
+    walked a second time (no retain_graph), after an optimiser's step too, adding the
+    gradient at the old x from what it saved; torch frees saved tensors at the first
+    backward and refuses. One that keeps numbers on ctx alone is walked again by both."""
+    values = seeded.rng.uniform(0.5, 2.0, int(seeded.rng.integers(1, 6)))
+    grads = {}
+    for lib in (torch, wxb):
+        program, again = _functions(lib)[kind]
+        x = lib.tensor(values.copy(), requires_grad=True)
+        loss = program(x)
+        loss.backward()
+        grads[lib] = np.array(np.asarray(x.grad))
+        if again:
+            loss.backward()
+            np.testing.assert_allclose(np.asarray(x.grad), 2 * grads[lib], err_msg=seeded.msg(kind))
+            continue
+        with lib.no_grad():
+            x.sub_(0.1)  # an optimiser's step between
+        with pytest.raises((RuntimeError, wxb.TrainingError), match="second time"):
+            loss.backward()
+    np.testing.assert_allclose(grads[wxb], grads[torch], rtol=1e-12, err_msg=seeded.msg(kind))

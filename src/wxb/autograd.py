@@ -28,7 +28,14 @@ import numpy as np
 
 from wxb.errors import ConfigError, ShapeError, missing_name
 from wxb.ops import _unbroadcast
-from wxb.tensor import Tensor, float_array, gradients_apart, no_grad, walking_toward
+from wxb.tensor import (
+    Tensor,
+    float_array,
+    gradients_apart,
+    keep_values,
+    no_grad,
+    walking_toward,
+)
 
 
 class FunctionCtx:
@@ -158,6 +165,9 @@ class Function:
         marked = [o.data if isinstance(o, Tensor) else o for o in ctx.non_differentiable]
         # (whole numbers, indices, are constants too, as torch's integer outputs)
         constant = [r.dtype.kind != "f" or any(m is r for m in marked) for r in results]
+        # torch frees what save_for_backward kept at the first backward: a second one,
+        # without retain_graph, is refused (it read the old x's values after a step)
+        freed_after = any(t is not None for t in ctx.saved_tensors)
         if not several:
             out = Tensor.from_op(
                 results[0],
@@ -167,11 +177,15 @@ class Function:
                 saves_output=any(_shares(k, results[0]) for k in kept),
                 reads_inputs=reads,
             )
+            if freed_after:
+                keep_values(out)
             made = [out]
             if ctx.non_differentiable and constant[0]:  # (a number stays as before)
                 made = [_as_constant(given[0], results[0])]
         else:
-            made = _several_outputs(name, results, operands, run_backward, kept, reads, constant)
+            made = _several_outputs(
+                name, results, operands, run_backward, kept, reads, constant, freed_after
+            )
             made = [_as_constant(given[i], r) if t is None else t
                     for i, r, t in zip(places, results, made, strict=True)]  # fmt: skip
         # an output that is an input's array, or a view of it (forward returning x or
@@ -197,6 +211,7 @@ def _several_outputs(
     kept: list[np.ndarray],
     reads: tuple[bool, ...],
     constant: list[bool],
+    freed_after: bool,
 ) -> list[Tensor | None]:
     """The outputs of a Function that gives several (None for a constant one): one node
     (``joint``) records the Function over its inputs, and each output is a node on it
@@ -213,6 +228,8 @@ def _several_outputs(
             came.clear()  # (a retained graph's next backward starts afresh)
 
     joint = Tensor.from_op(token, name, operands, joint_backward, reads_inputs=reads)
+    if freed_after:
+        keep_values(joint)
     made = []
     for k, result in enumerate(results):
         if constant[k]:
