@@ -30,6 +30,7 @@ import operator
 import os
 import sys
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -594,6 +595,131 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
+# -- PyTorch's optimiser hooks ----------------------------------------------------------------
+# each hooked method's (pre, post) hook tables, kept in the optimiser's __dict__ while it has any
+_HOOK_TABLES = {
+    "step": ("_step_pre_hooks", "_step_post_hooks"),
+    "state_dict": ("_state_dict_pre_hooks", "_state_dict_post_hooks"),
+    "load_state_dict": ("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"),
+}
+_ALL_HOOK_TABLES = tuple(t for pair in _HOOK_TABLES.values() for t in pair)
+
+
+class OptimizerHookHandle:
+    """What the ``register_*_hook`` methods return: ``remove()`` takes the hook off (also
+    at the end of a ``with`` block), as PyTorch's ``RemovableHandle``."""
+
+    _ids = itertools.count()
+
+    def __init__(self, optimizer: Optimizer, table: str) -> None:
+        self.id = next(OptimizerHookHandle._ids)
+        self._optimizer, self._table = weakref.ref(optimizer), table
+
+    def remove(self) -> None:
+        optimizer = self._optimizer()
+        hooks = None if optimizer is None else optimizer.__dict__.get(self._table)
+        if hooks is not None:
+            hooks.pop(self.id, None)
+            if not hooks:  # (no hooks left: the hooked methods' fast call again)
+                del optimizer.__dict__[self._table]
+
+    def __enter__(self) -> OptimizerHookHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
+def _step_with_hooks(self: Optimizer, step: Callable, args: tuple, kwargs: dict) -> object:
+    """PyTorch's order: each pre-hook(optimizer, args, kwargs), ``args`` beginning with the
+    optimiser, may give new (args, kwargs); the step; each post-hook with what it ran on."""
+    args = (self, *args)
+    for hook in list(self.__dict__.get("_step_pre_hooks", {}).values()):
+        result = hook(self, args, kwargs)
+        if result is not None:
+            if not (isinstance(result, tuple) and len(result) == 2):
+                raise RuntimeError(
+                    f"{type(self).__name__} step pre-hook {hook!r} must return None or a "
+                    f"tuple of (new_args, new_kwargs), but got {result!r}"
+                )
+            args, kwargs = result
+    out = step(*args, **kwargs)
+    for hook in list(self.__dict__.get("_step_post_hooks", {}).values()):
+        hook(self, args, kwargs)
+    return out
+
+
+def _state_dict_with_hooks(self: Optimizer, method: Callable, args: tuple, kwargs: dict) -> dict:
+    for hook in list(self.__dict__.get("_state_dict_pre_hooks", {}).values()):
+        hook(self)
+    state_dict = method(self, *args, **kwargs)
+    for hook in list(self.__dict__.get("_state_dict_post_hooks", {}).values()):
+        result = hook(self, state_dict)
+        if result is not None:  # (PyTorch's: a post-hook may give the dict to return)
+            state_dict = result
+    return state_dict
+
+
+def _load_with_hooks(self: Optimizer, method: Callable, args: tuple, kwargs: dict) -> None:
+    (state_dict,) = (*args, *kwargs.values())
+    state_dict = dict(state_dict)  # (a shallow copy for the hooks to edit, as PyTorch's)
+    for hook in list(self.__dict__.get("_load_state_dict_pre_hooks", {}).values()):
+        result = hook(self, state_dict)
+        if result is not None:
+            state_dict = result
+    method(self, state_dict)
+    for hook in list(self.__dict__.get("_load_state_dict_post_hooks", {}).values()):
+        hook(self)
+
+
+_RUN_WITH_HOOKS = {
+    "step": _step_with_hooks,
+    "state_dict": _state_dict_with_hooks,
+    "load_state_dict": _load_with_hooks,
+}
+
+
+def _run_hooked(self: Optimizer, name: str, method: Callable, args: tuple, kwargs: dict):
+    """``method`` called with the hooks of ``name`` around it; a call of it inside this
+    one (a ``super().step()`` in a step) is the same call, run without them again."""
+    held = self.__dict__
+    held[f"_running_{name}_hooks"] = threading.get_ident()
+    try:
+        return _RUN_WITH_HOOKS[name](self, method, args, kwargs)
+    finally:
+        held.pop(f"_running_{name}_hooks", None)
+
+
+def _hooked(method: Callable) -> Callable:
+    """``method`` (step, state_dict or load_state_dict) running the optimiser's hooks
+    around it, once per call."""
+    name = method.__name__
+    pre, post = _HOOK_TABLES[name]
+    running = f"_running_{name}_hooks"
+
+    @functools.wraps(method)
+    def hooked(self: Optimizer, *args: object, **kwargs: object) -> object:
+        held = self.__dict__
+        if not (pre in held or post in held) or held.get(running) == threading.get_ident():
+            return method(self, *args, **kwargs)  # (no hooks: two dict lookups more)
+        return _run_hooked(self, name, method, args, kwargs)
+
+    hooked.hooked = True
+    return hooked
+
+
+def _replace_group(group: dict, saved: dict) -> None:
+    """``group`` becomes the ``saved`` one over its own parameters, as PyTorch's
+    load_state_dict replaces each group: a key the saved group lacks is gone (an
+    ``initial_lr``, a setting added since), not kept from before the load."""
+    params, names = group["params"], group.get("param_names")
+    group.clear()
+    group.update(saved)
+    group["params"] = params
+    if names is not None and "param_names" not in saved:
+        group["param_names"] = names
+
+
 def _is_wxbs(cls: type) -> bool:
     """Whether ``cls`` is one of wxb's optimisers (not the base, nor a user's class)."""
     return cls.__module__.startswith("wxb.") and cls is not Optimizer
@@ -609,17 +735,31 @@ def _own_step_guarded(step: Callable) -> Callable:
     @functools.wraps(step)
     def guarded(self: Optimizer, *args: object, **kwargs: object) -> object:
         me = threading.get_ident()
-        if self.__dict__.get("_own_stepping") == me:  # (a super().step() inside it)
+        own = self.__dict__
+        if own.get("_own_stepping") == me:  # (a super().step() inside it)
             return step(self, *args, **kwargs)
+        if ("_step_pre_hooks" in own or "_step_post_hooks" in own) and own.get(
+            "_running_step_hooks"
+        ) != me:  # (its hooks here: one wrapper less on each step)
+            return _run_hooked(self, "step", guarded, args, kwargs)
         held = WEIGHTS.begin_writing(self.params, me)  # (False: inside a write of this thread)
-        if held:
-            if args and callable(args[0]):
-                args = (_closure_outside_write(args[0], self.params, me), *args[1:])
-            elif callable(kwargs.get("closure")):
-                kwargs["closure"] = _closure_outside_write(kwargs["closure"], self.params, me)
+        failed: list[BaseException] = []  # the closure's error, if it raised
+        if args and callable(args[0]):
+            args = (_closure_outside_write(args[0], self.params, me, held, failed), *args[1:])
+        elif callable(kwargs.get("closure")):
+            closure = kwargs["closure"]
+            kwargs["closure"] = _closure_outside_write(closure, self.params, me, held, failed)
         self.__dict__["_own_stepping"] = me
         try:
             result = step(self, *args, **kwargs)
+        except BaseException as error:
+            # Counted as the built-in step counts one: once it may have written weights. A
+            # step that raised half-way wrote some (the count keeps telling what a resume
+            # starts from, as the built-in's per-parameter counts do); one whose closure
+            # raised wrote none yet (PyTorch's steps call it first): not counted.
+            if not any(e is error for e in failed):
+                self.steps += 1
+            raise
         finally:
             self.__dict__.pop("_own_stepping", None)
             if held:
@@ -627,20 +767,28 @@ def _own_step_guarded(step: Callable) -> Callable:
         self.steps += 1
         return result
 
-    guarded.guarded = True
+    guarded.guarded = guarded.hooked = True
     return guarded
 
 
-def _closure_outside_write(closure: Callable, params: list, me: int) -> Callable:
-    """``closure`` run with thread ``me``'s write of ``params`` paused, then taken again."""
+def _closure_outside_write(
+    closure: Callable, params: list, me: int, held: bool, failed: list
+) -> Callable:
+    """``closure`` run with thread ``me``'s write of ``params`` paused (where ``held``),
+    then taken again; an error it raises is put in ``failed``."""
 
     @functools.wraps(closure)
     def paused(*args: object, **kwargs: object) -> object:
-        WEIGHTS.done_writing(me)
+        if held:
+            WEIGHTS.done_writing(me)
         try:
             return closure(*args, **kwargs)
+        except BaseException as error:
+            failed.append(error)
+            raise
         finally:
-            WEIGHTS.begin_writing(params, me)
+            if held:
+                WEIGHTS.begin_writing(params, me)
 
     return paused
 
@@ -776,11 +924,74 @@ class Optimizer:
             raise ConfigError(f"{name}: got no parameters to optimise")
         self._init_state()
 
+    def __getstate__(self) -> dict:
+        """Copied or pickled without its hooks (functions, often lambdas), as PyTorch's."""
+        return {k: v for k, v in self.__dict__.items() if k not in _ALL_HOOK_TABLES}
+
     def __setstate__(self, state: dict) -> None:
         """Unpickled or copied: its attributes back, as Python does without this method.
         Here for PyTorch's idiom, ``super().__setstate__(state)`` in a subclass's own
-        ``__setstate__`` (then ``group.setdefault(...)``), which raised AttributeError."""
+        ``__setstate__`` (then ``group.setdefault(...)``), which raised AttributeError.
+        ``load_state_dict`` calls it as PyTorch's does, with ``state`` and
+        ``param_groups`` (the loaded ones)."""
+        state = dict(state)
+        own = state.pop("state", None)  # (a built-in's state is loaded already)
+        if own is not None and self._own_step and own is not self.__dict__.get("_own_state"):
+            kept = own if isinstance(own, defaultdict) else defaultdict(dict, own)
+            self.__dict__["_own_state"] = kept
         self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        """PyTorch's: the class, then each group's settings by name (its params left out)."""
+        text = f"{type(self).__name__} ("
+        for index, group in enumerate(self.param_groups):
+            text += f"\nParameter Group {index}\n"
+            text += "".join(f"    {k}: {group[k]}\n" for k in sorted(group) if k != "params")
+        return text + ")"
+
+    # -- hooks, PyTorch's ---------------------------------------------------------------------
+    def _register_hook(self, table: str, hook: Callable, prepend: bool = False):
+        if not callable(hook):
+            raise ConfigError(f"{type(self).__name__}: a hook must be callable; got {hook!r}")
+        handle = OptimizerHookHandle(self, table)
+        hooks = self.__dict__.get(table, {})
+        hooks = {handle.id: hook, **hooks} if prepend else {**hooks, handle.id: hook}
+        self.__dict__[table] = hooks
+        return handle
+
+    def register_step_pre_hook(self, hook: Callable) -> OptimizerHookHandle:
+        """``hook(optimizer, args, kwargs)`` before each step (``args`` begins with the
+        optimiser); it may return ``(new_args, new_kwargs)`` for the step to run with."""
+        return self._register_hook("_step_pre_hooks", hook)
+
+    def register_step_post_hook(self, hook: Callable) -> OptimizerHookHandle:
+        """``hook(optimizer, args, kwargs)`` after each step."""
+        return self._register_hook("_step_post_hooks", hook)
+
+    def register_state_dict_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> OptimizerHookHandle:
+        """``hook(optimizer)`` before ``state_dict()`` makes the dict."""
+        return self._register_hook("_state_dict_pre_hooks", hook, prepend)
+
+    def register_state_dict_post_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> OptimizerHookHandle:
+        """``hook(optimizer, state_dict)`` after; a dict it returns is ``state_dict()``'s."""
+        return self._register_hook("_state_dict_post_hooks", hook, prepend)
+
+    def register_load_state_dict_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> OptimizerHookHandle:
+        """``hook(optimizer, state_dict)`` before loading (a shallow copy of the dict given);
+        a dict it returns is loaded instead."""
+        return self._register_hook("_load_state_dict_pre_hooks", hook, prepend)
+
+    def register_load_state_dict_post_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> OptimizerHookHandle:
+        """``hook(optimizer)`` after ``load_state_dict``."""
+        return self._register_hook("_load_state_dict_post_hooks", hook, prepend)
 
     # -- parameter groups -----------------------------------------------------------------
     def add_param_group(self, group: dict) -> None:
@@ -919,6 +1130,9 @@ class Optimizer:
                 cls._own_step = False
         if cls._own_step and not getattr(cls.step, "guarded", False):  # (a mixin's too)
             cls.step = _own_step_guarded(cls.step)
+        for name in _HOOK_TABLES:  # its own step (state_dict, load) runs the hooks too
+            if name in cls.__dict__ and not getattr(cls.__dict__[name], "hooked", False):
+                setattr(cls, name, _hooked(cls.__dict__[name]))
         # the group keys whose change is checked again at the next step (once per class,
         # not per step; a class attribute, so optimisers pickled before have it too)
         cls._watched = (*cls.hyperparameters, *cls.fixed_flags)
@@ -1121,6 +1335,7 @@ class Optimizer:
                 getattr(self, s)[i][...] = 0
 
     # -- state: save and restore ------------------------------------------------------------
+    @_hooked
     def state_dict(self) -> dict:
         """Everything the next step depends on, as PyTorch lays it out: ``state`` maps each
         parameter's index to its counters (step counts, NAdam's mu_product) and state arrays
@@ -1143,6 +1358,7 @@ class Optimizer:
             groups.append({**values, "params": list(range(start, stop))})
         return {"state": state, "param_groups": groups, "steps": self.steps}
 
+    @_hooked
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue from ``state_dict()`` of an optimiser of the same kind over parameters of
         the same shapes, grouped the same way. Checked whole before anything changes."""
@@ -1187,6 +1403,7 @@ class Optimizer:
         if self._own_step:  # its own step's entries, whatever they hold, as PyTorch's
             self._load_own_state(state, checked)
             self.steps = _count_value(state_dict.get("steps", 0), f"{name}.load_state_dict steps")
+            self._set_loaded_state()
             return
         # PyTorch's state, told before a missing entry: it has none for a parameter not
         # stepped yet, and none at all before the first step (it said 'state[0]: missing')
@@ -1239,9 +1456,7 @@ class Optimizer:
                 arrays[s] = [np.zeros_like(p.data) for p in self.params]
         # Checked: now change.
         for group, values in zip(self.param_groups, checked, strict=True):
-            if "initial_lr" not in values:  # the groups are replaced, as PyTorch does
-                group.pop("initial_lr", None)
-            group.update(values)
+            _replace_group(group, values)
         self._checked = [self._values(g) for g in self.param_groups]
         for counter, values in counts.items():
             setattr(self, counter, values)
@@ -1271,6 +1486,15 @@ class Optimizer:
         for s in self.state_names:
             for target, value in zip(getattr(self, s), arrays[s], strict=True):
                 np.copyto(target, value, casting="same_kind")
+        self._set_loaded_state()
+
+    def _set_loaded_state(self) -> None:
+        """As PyTorch's load_state_dict ends: ``__setstate__`` with the loaded state and
+        groups, where a subclass's own sets a key the saved groups lack (saved before it
+        existed: ``group.setdefault("nesterov", False)``)."""
+        if type(self).__setstate__ is not Optimizer.__setstate__:
+            self.__setstate__({"state": self.state, "param_groups": self.param_groups})
+            self._checked = [self._values(g) for g in self.param_groups]
 
     def _load_own_state(self, state: dict, checked: list[dict]) -> None:
         """A step of one's own: its groups' values and its entries (copies) by parameter."""
@@ -1287,7 +1511,7 @@ class Optimizer:
             entry = copy.deepcopy(dict(entry))
             entries[p] = {k: _own_state_value(v, p.data.dtype, k) for k, v in entry.items()}
         for group, values in zip(self.param_groups, checked, strict=True):
-            group.update(values)
+            _replace_group(group, values)
         self._checked = [self._values(g) for g in self.param_groups]
         self.__dict__["_own_state"] = defaultdict(dict, entries)
 
@@ -1308,6 +1532,7 @@ class Optimizer:
             steps[i] += 1
         return [steps[i] for i in live]
 
+    @_hooked
     def step(self, closure: Callable[[], object] | None = None) -> object:
         """Update every parameter that has a gradient, group by group.
 
@@ -3404,12 +3629,12 @@ class LBFGS(Optimizer):
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         line_search_fn, history_size = group["line_search_fn"], group["history_size"]
-        self.steps += 1
         state = self._lbfgs
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
         with enable_grad():
             orig_loss = closure()
+        self.steps += 1  # (after the closure, which writes no weight: a step counts once it may)
         loss = float(orig_loss)
         current_evals = 1
         state["func_evals"] += 1
