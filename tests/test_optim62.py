@@ -122,6 +122,43 @@ def test_load_replaces_groups_then_setstate_as_torch(rng, seeded):
         assert "note" not in opt.param_groups[0], type(opt)
 
 
+# a built-in's keys that PyTorch's __setstate__ gives a group saved before them, and the
+# settings (not those defaults) the optimiser loading it is made with
+SAVED_BEFORE = {
+    "SGD": ({"nesterov"}, dict(momentum=0.9, nesterov=True)),
+    "RMSprop": ({"momentum", "centered"}, dict(momentum=0.5, centered=True)),
+    "NAdam": ({"decoupled_weight_decay"}, dict(weight_decay=0.1, decoupled_weight_decay=True)),
+    "RAdam": ({"decoupled_weight_decay"}, dict(weight_decay=0.1, decoupled_weight_decay=True)),
+    "ASGD": ({"maximize"}, dict(maximize=True)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAVED_BEFORE))
+def test_builtin_loads_group_saved_before_a_key_as_torch(name, rng, seeded, torch_default_dtype):
+    """A group saved before a key existed (PyTorch's SGD state without nesterov) was
+    refused, 'nesterov must be True or False; got None'; PyTorch's __setstate__ gives it
+    the old default, and the run goes on from there."""
+    import torch
+
+    dropped, settings = SAVED_BEFORE[name]
+    model, twin, X, y = _pair(rng)
+    lr = float(rng.uniform(0.001, 0.01))
+    both = [(model, X, y, getattr(wxb.optim, name)), (twin, *map(torch.tensor, (X, y)), None)]
+    both[1] = (*both[1][:3], getattr(torch.optim, name))
+    opts = [cls(m.parameters(), lr=lr, **settings) for m, _, _, cls in both]
+    for step in range(4):
+        for k, (m, a, b, cls) in enumerate(both):
+            if step == 2:
+                saved = opts[k].state_dict()
+                for key in dropped:
+                    del saved["param_groups"][0][key]
+                opts[k] = cls(m.parameters(), lr=lr, **settings)
+                opts[k].load_state_dict(saved)
+            _backward(m, a, b, opts[k])
+            opts[k].step()
+    _assert_same_weights(model, twin, seeded, name)
+
+
 def test_print_shows_groups_as_torch(rng):
     """``print(opt)`` of one's own gave ``<Mom object at 0x…>`` (and of a built-in
     ``<wxb.optim.Adam object at 0x…>``); PyTorch's prints the class and each group's

@@ -830,6 +830,9 @@ class Optimizer:
     }
     counters: tuple[str, ...] = ("param_steps",)  # per-parameter counts, one list each
     counter_starts: ClassVar[dict[str, float]] = {}  # a counter's start where it is not 0
+    # what PyTorch's __setstate__ gives a loaded group saved before the key existed
+    # (its SGD's nesterov=False): such a group loads, as PyTorch's, not refused
+    saved_defaults: ClassVar[dict[str, object]] = {}
     # Below this many elements, handing chunks to threads costs more than it saves
     # (measured on a 2-core machine: SGD's two passes gain from 2M, Adam's twelve from 256K).
     threaded_from = 1 << 21
@@ -1387,6 +1390,8 @@ class Optimizer:
             # Keys beyond the hyperparameters (a group's "name", …) come back as they are,
             # as PyTorch keeps them.
             values = {k: v for k, v in group.items() if k != "params"}
+            for key, value in self.saved_defaults.items():
+                values.setdefault(key, value)  # (after the saved keys, in their order)
             self._check_group(values, where)
             if "initial_lr" in values:
                 values["initial_lr"] = _non_negative(values["initial_lr"], f"{where} initial_lr")
@@ -1934,6 +1939,7 @@ class SGD(Optimizer):
     """W ← W − η·g, with optional momentum (heavy-ball or Nesterov) and weight decay."""
 
     hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    saved_defaults: ClassVar[dict[str, object]] = {"nesterov": False}
     possible_states = ("velocity",)
     torch_names: ClassVar[dict[str, str]] = {"momentum_buffer": "velocity"}
     # momentum updates of each parameter: the first sets v = g (PyTorch's new momentum_buffer)
@@ -2111,6 +2117,7 @@ class RMSprop(Optimizer):
 
     possible_states = ("square_avg", "momentum_buffer", "grad_avg")
     hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    saved_defaults: ClassVar[dict[str, object]] = {"momentum": 0, "centered": False}
     alpha = _GroupValue()
     eps = _GroupValue()
     weight_decay = _GroupValue()
@@ -2316,6 +2323,7 @@ class NAdam(Optimizer):
         "lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay",
     )  # fmt: skip
     counters = ("param_steps", "mu_products")
+    saved_defaults: ClassVar[dict[str, object]] = {"decoupled_weight_decay": False}
     counter_starts: ClassVar[dict[str, float]] = {"mu_products": 1.0}
     threaded_from = 1 << 18  # as Adam's: a dozen NumPy passes gain from threads early
     betas = _GroupValue()
@@ -2394,6 +2402,7 @@ class RAdam(Optimizer):
     state_names = possible_states = ("moment1", "moment2")
     torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
     hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+    saved_defaults: ClassVar[dict[str, object]] = {"decoupled_weight_decay": False}
     threaded_from = 1 << 18  # as Adam's
     betas = _GroupValue()
     eps = _GroupValue()
@@ -2544,6 +2553,7 @@ class Rprop(Optimizer):
 
     state_names = possible_states = ("prev", "step_size")
     hyperparameters = ("lr", "etas", "step_sizes", "maximize")
+    saved_defaults: ClassVar[dict[str, object]] = {"maximize": False}
     fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = _MAXIMIZE_TAKEN
     etas = _GroupValue()
     step_sizes = _GroupValue()
@@ -2621,6 +2631,7 @@ class ASGD(Optimizer):
 
     state_names = possible_states = ("ax",)
     hyperparameters = ("lr", "lambd", "alpha", "t0", "weight_decay", "maximize")
+    saved_defaults: ClassVar[dict[str, object]] = {"maximize": False}
     fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = _MAXIMIZE_TAKEN
     counters = ("param_steps", "etas", "mus")
     counter_starts: ClassVar[dict[str, float]] = {"etas": 0.0, "mus": 1.0}
