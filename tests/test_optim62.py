@@ -114,6 +114,8 @@ def test_load_replaces_groups_then_setstate_as_torch(rng, seeded):
         torch.optim.Adam(twin.parameters(), lr=lr),
         wxb.optim.SGD(model.parameters(), lr=lr, momentum=0.5),
         torch.optim.SGD(twin.parameters(), lr=lr, momentum=0.5),
+        wxb.optim.LBFGS(model.parameters(), lr=lr),
+        torch.optim.LBFGS(twin.parameters(), lr=lr),
     ]
     for opt in built_in:
         saved = opt.state_dict()

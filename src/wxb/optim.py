@@ -3583,10 +3583,11 @@ class LBFGS(Optimizer):
         for key in ("t", "H_diag"):  # the scalars PyTorch holds as 0-d tensors
             if key in loaded:
                 loaded[key] = dtype.type(loaded[key])
-        self.param_groups[0].update(values)
+        _replace_group(self.param_groups[0], values)
         self._checked = [self._values(self.param_groups[0])]
         self._lbfgs, self.steps = loaded, steps
         self._loads = getattr(self, "_loads", 0) + 1
+        self._set_loaded_state()
 
     # -- the update -------------------------------------------------------------------------
     def _gather_flat_grad(self) -> np.ndarray:
