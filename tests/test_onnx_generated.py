@@ -812,9 +812,29 @@ class Untraceable(Module):
         super().__init__()
         self.kind = kind
         self.fc = _dense(rng, 4, 4, dtype)
+        self.other = Parameter(rng.normal(size=(4, 4)).astype(dtype))
+        self.calls = 0
+        self.register_buffer("seen", np.zeros(4, dtype=dtype))
 
     def forward(self, x):
+        # state a forward changes: the file held the first call's (onnxhunt62)
+        if self.kind == "weight set":  # (a chain of one layer otherwise)
+            self.fc.weight = self.other
+            return self.fc(x)
+        if self.kind == "weight written":
+            self.fc.weight.data[0, 0] += 1.0  # (export wrote it into the model, twice)
+            return self.fc(x)
         h = self.fc(x)
+        if self.kind == "count":
+            self.calls += 1
+            return x + h * self.calls
+        if self.kind == "buffer written":
+            self.seen += 1.0
+            return x + h * wxb.tensor(self.seen)
+        if self.kind == "noise":  # one draw, the same constant on both sample batches
+            return x + h + wxb.randn(1, 4, dtype=h.dtype)
+        if self.kind == "numpy noise":
+            return x + h * wxb.tensor(np.random.uniform(1, 2, size=4).astype(h.dtype))
         if self.kind == "mask from values":
             return x + wxb.where(h > 0, h, 0.1 * h)
         if self.kind == "count norm":
@@ -834,16 +854,29 @@ class Untraceable(Module):
         ("index array", ["'index'", "'fc'"]),
         ("dropout left on", ["'dropout'", "training=self.training"]),
         ("cut", ["3 and 5 rows", "detach"]),
+        ("weight set", ["changes attribute 'weight' of module 'fc'", "state"]),
+        ("weight written", ["changes the values of 'fc.weight'", "state"]),
+        ("count", ["changes attribute 'calls' of the model itself", "state"]),
+        ("buffer written", ["changes the values of 'seen'", "state"]),
+        ("noise", ["3 and 5 rows", "random"]),
+        ("numpy noise", ["3 and 5 rows", "random"]),
     ],
 )
 def test_what_a_trace_cannot_follow_is_refused_in_one_line(tmp_path, seeded, kind, words):
+    """Each was refused, or written computing what the model does not (onnxhunt62: a
+    forward changing its state, the file holding the first call's; a draw, one constant
+    in the file), with the model left as it was."""
     model = Untraceable(kind, str(seeded.rng.choice(["float32", "float64"])), seeded.rng)
+    held = {name: p.data.copy() for name, p in model.named_parameters()}
     with pytest.raises(ConfigError) as caught:
         export(model, tmp_path / "m.onnx")
     message = str(caught.value)
     assert "\n" not in message and "Untraceable" in message, seeded.msg(message)
     assert all(w in message for w in words), seeded.msg(message)
     assert list(tmp_path.iterdir()) == []
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p.data, held[name], err_msg=seeded.msg(name))
+    assert model.calls == 0 and not model.seen.any(), seeded.msg("the model's state changed")
 
 
 class Affine(Module):

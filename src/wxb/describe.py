@@ -1653,6 +1653,7 @@ def _run_sample(model: Module) -> _SampleRun | None:
     except Exception:  # a module holding what cannot be copied (a lock, a file)
         return None
     # each module once, a shared one too: wrapped twice, its calls would count twice
+    paths = [path for path, _ in model.named_modules()]
     everything = [m for _, m in model.named_modules()]
     copies = [m for _, m in twin.named_modules()]
     if len(everything) != len(copies):
@@ -1697,6 +1698,9 @@ def _run_sample(model: Module) -> _SampleRun | None:
     def run(rows: np.ndarray, recorded: bool, ids: int | None = None) -> _SampleRun | None:
         # ids (whole numbers in the model's dtype, as fit hands them on) need no gradient
         wrote = False
+        # what the twin holds: a forward changing it (self.count += 1, a buffer or a
+        # weight set) is no chain, each call computing with another state
+        held = _held_state(list(zip(paths, copies, strict=True)))
         for writable in (False, True):
             calls.clear()
             spans.clear()
@@ -1714,6 +1718,7 @@ def _run_sample(model: Module) -> _SampleRun | None:
                 break
             except Exception as e:  # not this width, or not one array, or not with a graph
                 if writable or "read-only" not in str(e):
+                    _state_changed(held)  # (a parameter it wrote into gets its values back)
                     return None
                 wrote = True
             finally:
@@ -1734,7 +1739,10 @@ def _run_sample(model: Module) -> _SampleRun | None:
             for k, (t, version, data) in enumerate(made)
             if t._version != version or not np.array_equal(t.data, data, equal_nan=True)
         ]
-        if wrote or (changed and changed[0] == 0):
+        state = _state_changed(held)
+        if state is not None:
+            found.no_chain(f"changes {state} (its state) as it runs")
+        elif wrote or (changed and changed[0] == 0):
             found.no_chain("writes into the batch it is given (x.data, x += …, x.clamp_(…))")
         elif changed:
             layer = names.get(calls[changed[0] - 1][0], "?")
@@ -1866,18 +1874,65 @@ def _ids_sample(draw: np.random.Generator, vocab: int, length: int, rows: int) -
     return draw.integers(0, vocab, (rows, length))
 
 
+@dataclass
+class _Held:
+    """What the modules of a traced twin hold before its forward: each attribute's
+    value (by identity), and a copy of each array's values (buffers, and the
+    parameters the twin shares with the model)."""
+
+    attributes: list[tuple[str, Module, dict[str, object]]]
+    arrays: list[tuple[str, np.ndarray, np.ndarray]]  # where, the array, its values
+
+
+def _held_state(modules: list[tuple[str, Module]]) -> _Held:
+    attributes, arrays, seen = [], [], set()
+    for path, module in modules:
+        kept = {k: v for k, v in vars(module).items() if not k.endswith("_cache")}
+        attributes.append((path, module, kept))
+        for key, value in kept.items():
+            array = value.data if isinstance(value, Tensor) else value
+            if isinstance(array, np.ndarray) and id(array) not in seen:
+                seen.add(id(array))
+                arrays.append((f"{path}.{key}" if path else key, array, array.copy()))
+    return _Held(attributes, arrays)
+
+
+def _state_changed(held: _Held) -> str | None:
+    """What a forward changed of what ``held`` records (the first: 'fc.weight's values',
+    'attribute 'count'' and where), None where nothing; values it wrote into arrays are
+    put back (a parameter is the model's own: the export does not change the model)."""
+    changed = None
+    for where, array, values in held.arrays:
+        if not np.array_equal(array, values, equal_nan=True):
+            changed = changed or f"the values of '{where}'"
+            np.copyto(array, values)
+    if changed is not None:
+        return changed
+    for path, module, kept in held.attributes:
+        now = {k: v for k, v in vars(module).items() if not k.endswith("_cache")}
+        for key in sorted({*kept, *now}, key=lambda k: (k.startswith("_"), k)):  # public first
+            if key not in now or key not in kept or now[key] is not kept[key]:
+                owner = f"module '{path}'" if path else "the model itself"
+                return f"attribute '{key}' of {owner}"
+    return None
+
+
 @contextmanager
-def _draws_undone() -> Iterator[None]:
+def _draws_undone(seed: int = 0) -> Iterator[None]:
     """wxb's default generator is a scratch one in this thread inside the block (as
-    ``drawing_from``: other threads draw from theirs as usual), and NumPy's global one
-    gets its state back however the block ends: a forward that draws in eval mode
-    (F.dropout as MC dropout, noise) leaves the shuffles, masks and noise of training
-    after a summary as they would be without one. (A thread drawing from NumPy's global
+    ``drawing_from``: other threads draw from theirs as usual), seeded with ``seed``, and
+    NumPy's global one gets its state back however the block ends: a forward that draws
+    in eval mode (F.dropout as MC dropout, noise) leaves the shuffles, masks and noise of
+    training after a summary as they would be without one. A seed other than 0 seeds
+    NumPy's global one too inside the block (ONNX export's traces, each its own: a draw
+    then shows as a value the two graphs differ in). (A thread drawing from NumPy's global
     generator during the block has those draws undone: NumPy's global functions cannot
     draw from a copy in one thread only.)"""
     legacy = np.random.get_state()
     try:
-        with drawing_from(np.random.default_rng(0)):
+        if seed:
+            np.random.seed(seed)
+        with drawing_from(np.random.default_rng(seed)):
             yield
     finally:
         np.random.set_state(legacy)

@@ -160,7 +160,15 @@ import numpy as np
 from wxb import ops
 from wxb.columns import text_aliases
 from wxb.data import atomic_write, check_format_name, refuse_folder_name
-from wxb.describe import _draws_undone, chain_layers, not_a_chain, one_sample_run, sample_width
+from wxb.describe import (
+    _draws_undone,
+    _held_state,
+    _state_changed,
+    chain_layers,
+    not_a_chain,
+    one_sample_run,
+    sample_width,
+)
 from wxb.errors import ConfigError, install_hint
 from wxb.nn.layers import (
     GLU,
@@ -363,8 +371,9 @@ def _check_same_graph(model: Module, graph: Any, again: Any, why_not: str | None
         "",
         model,
         f"its traced forward gives other graphs on sample batches of {rows} rows{at}: it "
-        "turns on the batch's size or values, or uses a value cut from the graph (h.detach(), "
-        f"h.data, no_grad), which one ONNX graph cannot follow{_and(why_not)}",
+        "turns on the batch's size or values, uses a value cut from the graph (h.detach(), "
+        "h.data, no_grad) or draws random numbers (wxb.randn, np.random), which one ONNX "
+        f"graph cannot follow{_and(why_not)}",
     )
 
 
@@ -680,8 +689,11 @@ def _trace(own: _OwnForward, dtype: np.dtype, rows: int) -> _Trace:
     draw = np.random.default_rng(rows)
     batch = 3.0 * draw.standard_normal((rows, own.width))
     trace.leaf = Tensor(batch.astype(dtype), requires_grad=True)
+    held = _held_state(copies)
     try:
-        with twin.evaluating(), set_grad_enabled(True), _draws_undone():
+        # (each trace draws from generators seeded by its rows: noise a forward draws,
+        # wxb.randn(1, k), differs between the two graphs, not one constant in both)
+        with twin.evaluating(), set_grad_enabled(True), _draws_undone(seed=rows):
             with np.errstate(all="ignore"), values_watched(called.__len__) as watched:
                 # a result, not a leaf: a forward may change its batch in place
                 # (F.relu_(x)), as torch's export lets it; its record, where it moves
@@ -690,9 +702,19 @@ def _trace(own: _OwnForward, dtype: np.dtype, rows: int) -> _Trace:
                 trace.given_record = trace.given._backward
                 trace.result = twin(trace.given)
     except Exception as exc:
+        _state_changed(held)  # (the parameters it changed get their values back)
         why = f"its forward failed on a sample batch of {rows} rows of {own.width} features"
         said = " ".join(str(exc).split())  # (one line)
         raise _refuse("", model, f"{why} ({type(exc).__name__}: {said})") from None
+    changed = _state_changed(held)
+    if changed is not None:  # self.count += 1, a buffer or weight set: predict's next
+        # call computes with another state than the one graph holds
+        raise _refuse(
+            "",
+            model,
+            f"its forward changes {changed}, so each call computes with another state; "
+            "one ONNX graph holds one",
+        )
     if watched.read and watched.first is not None:  # NumPy on .data, an if on .item(), …:
         # what it does with them is no operation the graph records
         how, done = watched.first
