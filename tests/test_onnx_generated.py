@@ -962,3 +962,47 @@ def test_reductions_clamp_permute_stack_and_normalize_export(tmp_path, seeded, o
         (got,) = runner.run(["output"], {"input": X})
         what = f"batch {batch}, {dtype}, opset {opset}, dim {model.dim}, keepdim {model.keep}"
         assert_close(got, model.predict(X), dtype, 2, seeded.msg(what))
+
+
+class UsedThenChanged(Module):
+    """A result changed in place after an operation used it: that operation took its
+    values of before (onnxhunt62: the file fed it the changed ones, 5 off in every row
+    for a += 5)."""
+
+    def __init__(self, rng, dtype, n, kind):
+        super().__init__()
+        self.kind, self.shift = kind, float(rng.uniform(1, 5))
+        self.fc = _dense(rng, n, 4, dtype)
+
+    def forward(self, x):
+        if self.kind == "batch":  # the batch itself, after a product read it
+            h = x * 2.0
+            x += self.shift
+            return self.fc(h + x)
+        a = self.fc(x) * 2.0
+        b = a.exp() if self.kind == "clamp_" else a + 1.0
+        if self.kind == "+=":
+            a += self.shift
+        elif self.kind == "relu_":
+            F.relu_(a)
+        elif self.kind == "clamp_":
+            a.clamp_(min=-self.shift / 4)
+        else:  # mul_, twice: a product of the changed a, then changed again
+            a.mul_(self.shift)
+            b = b * a
+            a -= 1.0
+        return b + a
+
+
+@pytest.mark.parametrize("kind", ["+=", "relu_", "clamp_", "mul_", "batch"])
+def test_a_result_changed_in_place_after_its_use_exports_what_predict_gives(tmp_path, seeded, kind):
+    rng = seeded.rng
+    dtype = str(rng.choice(["float32", "float64"]))
+    n = int(rng.integers(1, 6))
+    model = UsedThenChanged(rng, dtype, n, kind)
+    runner = session(export(model, tmp_path / "u.onnx"))
+    for batch in batches(rng):
+        X = rng.normal(0, 3, size=(batch, n)).astype(dtype)
+        (got,) = runner.run(["output"], {"input": X})
+        want = model.predict(X.copy())  # (x += … writes into the batch given)
+        assert_close(got, want, dtype, 3, seeded.msg(f"{kind}, batch {batch}, {dtype}"))

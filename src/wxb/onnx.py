@@ -191,7 +191,7 @@ from wxb.nn.module import WEIGHTS, Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.tables import numeric_markers
-from wxb.tensor import Tensor, set_grad_enabled, values_watched
+from wxb.tensor import Tensor, set_grad_enabled, topological_order, values_watched
 
 DEFAULT_OPSET = 17
 # RegexFullMatch: a text cell found with any whitespace around it (a table model with
@@ -1584,6 +1584,10 @@ class _Graph:
             raise _refuse(
                 "", own.model, f"its forward returns {what}, not one row per sample of the batch"
             )
+        # each operation's inputs as they were when it ran, as backward takes them: one
+        # changed in place since (a = h * 2; b = a + 1; a += 5) is the tensor holding its
+        # record of then (b read a + 5, 5 off in every row)
+        topological_order(result)
         names: dict[int, str] = {}
         stack: list[tuple[Tensor, bool]] = [(result, False)]
         walking: set[int] = set()  # the values whose inputs are being walked
