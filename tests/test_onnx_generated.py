@@ -1006,3 +1006,35 @@ def test_a_result_changed_in_place_after_its_use_exports_what_predict_gives(tmp_
         (got,) = runner.run(["output"], {"input": X})
         want = model.predict(X.copy())  # (x += … writes into the batch given)
         assert_close(got, want, dtype, 3, seeded.msg(f"{kind}, batch {batch}, {dtype}"))
+
+
+class Columns(Module):
+    """A column taken by an integer index, ``h[:, k]``, a row of B values: the file's
+    index was 1-d (NumPy's ascontiguousarray of a 0-d array), so Gather kept the axis
+    and gave a (B, 1) column (onnxhunt62: broadcast against ``h[:, j:j+1]`` it summed
+    other numbers; stacked, onnx's checker failed)."""
+
+    def __init__(self, rng, dtype, n, kind):
+        super().__init__()
+        self.kind = kind
+        self.fc = _dense(rng, n, 4, dtype)
+        self.k, self.j = (int(v) for v in rng.choice(4, size=2, replace=False))
+
+    def forward(self, x):
+        h, k, j = self.fc(x), self.k, self.j
+        if self.kind == "broadcast":  # (B,) + (B, 1): every pair, summed over the rows
+            return (h[:, k] + h[:, j : j + 1]).sum(1, keepdim=True) + h
+        return wxb.stack([h[:, k], h[:, j], h[:, k] * h[:, j]], 1)  # "stack"
+
+
+@pytest.mark.parametrize("kind", ["broadcast", "stack"])
+def test_a_column_taken_by_an_integer_index_is_a_row_of_values(tmp_path, seeded, kind):
+    rng = seeded.rng
+    dtype = str(rng.choice(["float32", "float64"]))
+    n = int(rng.integers(1, 6))
+    model = Columns(rng, dtype, n, kind)
+    runner = session(export(model, tmp_path / "c.onnx"))
+    for batch in batches(rng):
+        X = rng.normal(0, 3, size=(batch, n)).astype(dtype)
+        (got,) = runner.run(["output"], {"input": X})
+        assert_close(got, model.predict(X), dtype, 3, seeded.msg(f"{kind}, batch {batch}"))

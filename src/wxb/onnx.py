@@ -947,7 +947,9 @@ class _Graph:
         if key is not None and id(key) in self.arrays:
             return self.arrays[id(key)]
         name = self.name(wanted)
-        data = np.ascontiguousarray(np.asarray(array, dtype=dtype or self.dtype))
+        # (np.asarray, not ascontiguousarray, which made a 0-d array 1-d: a Gather's index
+        # kept its axis, h[:, 0] came out (B, 1), broadcast as a column, not a row)
+        data = np.asarray(array, dtype=dtype or self.dtype, order="C")
         self.initializers.append(self.onnx.numpy_helper.from_array(data, name))
         if data.dtype == np.float64 and data.size == 1 and 0 < abs(float(data.flat[0]) - 1) < 1e-7:
             self.near_one[name] = data
