@@ -1038,3 +1038,29 @@ def test_a_column_taken_by_an_integer_index_is_a_row_of_values(tmp_path, seeded,
         X = rng.normal(0, 3, size=(batch, n)).astype(dtype)
         (got,) = runner.run(["output"], {"input": X})
         assert_close(got, model.predict(X), dtype, 3, seeded.msg(f"{kind}, batch {batch}"))
+
+
+class KeepsFeatures(Module):
+    """A forward keeping a result to look at later (``self.features = h``): no state the
+    output turns on, exported as before (a weight or a count set is refused)."""
+
+    def __init__(self, rng, dtype, n, residual):
+        super().__init__()
+        self.fc, self.head = _dense(rng, n, n, dtype), _dense(rng, n, 3, dtype)
+        self.residual, self.features = residual, None
+
+    def forward(self, x):
+        h = F.relu(self.fc(x))
+        self.features = h
+        return self.head(h + x if self.residual else h)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_a_forward_keeping_a_result_to_look_at_still_exports(tmp_path, seeded, residual):
+    rng = seeded.rng
+    dtype, n = str(rng.choice(["float32", "float64"])), int(rng.integers(1, 6))
+    model = KeepsFeatures(rng, dtype, n, residual)
+    runner = session(export(model, tmp_path / "k.onnx"))
+    X = rng.normal(0, 3, size=(int(rng.integers(1, 70)), n)).astype(dtype)
+    (got,) = runner.run(["output"], {"input": X})
+    assert_close(got, model.predict(X), dtype, 2, seeded.msg(f"residual {residual}"))

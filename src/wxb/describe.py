@@ -1911,9 +1911,13 @@ def _state_changed(held: _Held) -> str | None:
     for path, module, kept in held.attributes:
         now = {k: v for k, v in vars(module).items() if not k.endswith("_cache")}
         for key in sorted({*kept, *now}, key=lambda k: (k.startswith("_"), k)):  # public first
-            if key not in now or key not in kept or now[key] is not kept[key]:
-                owner = f"module '{path}'" if path else "the model itself"
-                return f"attribute '{key}' of {owner}"
+            if key in kept and key in now and now[key] is kept[key]:
+                continue
+            stored = now.get(key)
+            if isinstance(stored, Tensor) and stored._backward is not None:
+                continue  # a result kept to look at, self.features = h (in its graph)
+            owner = f"module '{path}'" if path else "the model itself"
+            return f"attribute '{key}' of {owner}"
     return None
 
 
