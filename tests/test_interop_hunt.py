@@ -6,6 +6,8 @@ Models and data are drawn fresh on every run (``WXB_TEST_SEED=<seed>`` replays o
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -271,6 +273,12 @@ def _network(rng, dtype):
     return model, n
 
 
+def _relative_error(a, b) -> float:
+    """The largest |a − b| relative to max(|b|, 1)."""
+    scale = np.maximum(np.abs(b), 1)
+    return float(np.max(np.abs(np.asarray(a, np.float64) - b) / scale, initial=0))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_random_networks_of_every_stock_layer_agree_with_torch_and_onnxruntime(
     tmp_path, seeded, dtype
@@ -285,8 +293,7 @@ def test_random_networks_of_every_stock_layer_agree_with_torch_and_onnxruntime(
     tol = {"float32": 2e-4, "float64": 1e-9}[dtype]  # relative to max(|value|, 1)
 
     def close(a, b, what):
-        scale = np.maximum(np.abs(b), 1)
-        error = float(np.max(np.abs(np.asarray(a, np.float64) - b) / scale, initial=0))
+        error = _relative_error(a, b)
         assert error <= tol, seeded.msg(f"{what}: error {error:.3g}")
 
     for trial in range(12):
@@ -319,11 +326,22 @@ def test_random_networks_of_every_stock_layer_agree_with_torch_and_onnxruntime(
         back = interop.from_torch(interop.to_torch(model))  # (statistics moved since)
         path = wonnx.export(model, tmp_path / f"m{trial}.onnx")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        exact = copy.deepcopy(twin).double()  # float32's weights, computed in float64
         for rows in (1, int(rng.integers(2, 40))):
             X = (rng.normal(size=(rows, n)) * rng.uniform(0.1, 10)).astype(dtype)
             ours = model.predict(X)
             with torch.no_grad():
-                close(ours, twin(torch.from_numpy(X)).numpy(), f"{trial} torch eval, {rows} rows")
+                theirs = twin(torch.from_numpy(X)).numpy()
+                truth = exact(torch.from_numpy(X.astype(np.float64))).numpy()
+            # float32 through a small running variance or a LayerNorm of eps 1e-5 loses
+            # more than 2e-4 (a draw measured 3.2e-4 between the two): wxb's rounding is
+            # held to torch's own, both measured against the float64 computation
+            allowed = max(tol, 2 * _relative_error(theirs, truth))
+            error = _relative_error(ours, truth)
+            assert error <= allowed, seeded.msg(
+                f"{trial} torch eval, {rows} rows: error {error:.3g} against float64, "
+                f"torch's {_relative_error(theirs, truth):.3g}"
+            )
             got = session.run(None, {"input": X})[0]
             assert got.dtype == ours.dtype and got.shape == ours.shape, seeded.msg(str(trial))
             close(got, ours, f"{trial} onnxruntime, {rows} rows")
