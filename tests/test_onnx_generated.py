@@ -19,6 +19,7 @@ import onnx
 import onnxruntime as ort
 import pyarrow as pa
 import pytest
+from test_onnx import nest  # a run of the layers nested in a Sequential of its own
 
 import wxb
 from wxb import ops
@@ -192,17 +193,6 @@ def random_layers(rng, dtype, n_features, n_outputs=None, tied=True):
     return layers
 
 
-def _nest(rng, layers):
-    """A contiguous run of the layers moved into a Sequential of its own (maybe twice)."""
-    for _ in range(int(rng.integers(0, 3))):
-        if len(layers) < 2:
-            break
-        i = int(rng.integers(0, len(layers) - 1))
-        j = int(rng.integers(i + 1, len(layers) + 1))
-        layers = [*layers[:i], Sequential(*layers[i:j]), *layers[j:]]
-    return layers
-
-
 class Stack(Sequential):
     """A Sequential subclass with a constructor of its own (the forward is Sequential's)."""
 
@@ -267,9 +257,9 @@ def random_model(rng, dtype):
             own = LoudDense(width, width, seed=int(rng.integers(1 << 31)), dtype=dtype)
         layers.insert(at, own)
     if kind == "sequential":
-        model = Sequential(*_nest(rng, layers))
+        model = Sequential(*nest(rng, layers))
     elif kind == "subclass":
-        model = Stack(_nest(rng, layers))
+        model = Stack(nest(rng, layers))
     else:
         model = OwnForward(layers, rng)
     model.train() if rng.random() < 0.5 else model.eval()  # predict and the file: inference
@@ -480,7 +470,7 @@ def test_wxb_export_refuses_a_saved_model_it_cannot_export_and_writes_one_it_can
 
     dtype, n_features = str(rng.choice(["float32", "float64"])), int(rng.integers(1, 9))
     layers = random_layers(rng, dtype, n_features)
-    good = Sequential(*_nest(rng, layers))
+    good = Sequential(*nest(rng, layers))
     saved = wxb.save(good, tmp_path / "good.safetensors")
     assert main(["export", str(saved)]) == 0  # the default name: the model's, .onnx
     assert f"wrote {tmp_path / 'good.onnx'}" in capsys.readouterr().out

@@ -30,7 +30,6 @@ import operator
 import os
 import sys
 import threading
-import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +44,7 @@ from wxb.nn.module import (
     WEIGHTS,
     Module,
     Parameter,
+    RemovableHandle,
     UninitializedParameter,
     forget_gradients,
 )
@@ -605,29 +605,18 @@ _HOOK_TABLES = {
 _ALL_HOOK_TABLES = tuple(t for pair in _HOOK_TABLES.values() for t in pair)
 
 
-class OptimizerHookHandle:
+class OptimizerHookHandle(RemovableHandle):
     """What the ``register_*_hook`` methods return: ``remove()`` takes the hook off (also
-    at the end of a ``with`` block), as PyTorch's ``RemovableHandle``."""
-
-    _ids = itertools.count()
-
-    def __init__(self, optimizer: Optimizer, table: str) -> None:
-        self.id = next(OptimizerHookHandle._ids)
-        self._optimizer, self._table = weakref.ref(optimizer), table
+    at the end of a ``with`` block), as PyTorch's ``RemovableHandle``; its id and ``with``
+    are a module hook's handle's, the table it leaves the optimiser's."""
 
     def remove(self) -> None:
-        optimizer = self._optimizer()
-        hooks = None if optimizer is None else optimizer.__dict__.get(self._table)
+        optimizer = self._module()
+        hooks = None if optimizer is None else optimizer.__dict__.get(self._kind)
         if hooks is not None:
             hooks.pop(self.id, None)
             if not hooks:  # (no hooks left: the hooked methods' fast call again)
-                del optimizer.__dict__[self._table]
-
-    def __enter__(self) -> OptimizerHookHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.remove()
+                del optimizer.__dict__[self._kind]
 
 
 def _step_with_hooks(self: Optimizer, step: Callable, args: tuple, kwargs: dict) -> object:

@@ -819,7 +819,7 @@ class RemovableHandle:
 
     _ids = itertools.count()
 
-    def __init__(self, module: Module, kind: str) -> None:
+    def __init__(self, module: object, kind: str) -> None:  # (an optimiser's too: optim.py)
         self.id = next(RemovableHandle._ids)
         self._module, self._kind = weakref.ref(module), kind
 
