@@ -61,6 +61,7 @@ from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
 from wxb.tensor import (
+    WEIGHTS,
     Tensor,
     graph,
     is_grad_enabled,
@@ -1696,6 +1697,12 @@ def _run_sample(model: Module) -> _SampleRun | None:
         twin_module.forward = counting(id(original), twin_module.forward, into)
 
     def run(rows: np.ndarray, recorded: bool, ids: int | None = None) -> _SampleRun | None:
+        # one weight version: a step in another thread (fit beside a summary) waits, or
+        # its writes read as the forward's own and were undone (_state_changed)
+        with WEIGHTS.reading(model):
+            return run_once(rows, recorded, ids)
+
+    def run_once(rows: np.ndarray, recorded: bool, ids: int | None) -> _SampleRun | None:
         # ids (whole numbers in the model's dtype, as fit hands them on) need no gradient
         wrote = False
         # what the twin holds: a forward changing it (self.count += 1, a buffer or a
